@@ -1,0 +1,43 @@
+# Two commands: `make pretrain METHOD=genesis` and `make test`. The first use creates .venv.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU build of torch; a GPU user sets TORCH, e.g.
+#   make pretrain TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126"
+TORCH ?= torch==2.13.0
+METHOD ?= genesis
+DATA ?=
+ARGS ?=
+PYTEST_ARGS ?=
+
+STAMP := $(VENV)/.installed
+
+.PHONY: install pretrain test test-fast zoo-list benchmarks clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+pretrain: $(STAMP)
+	$(PY) -m lightning_ssl pretrain method=$(METHOD) $(if $(DATA),data=$(DATA)) $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow and not ddp" $(PYTEST_ARGS)
+
+zoo-list: $(STAMP)
+	$(PY) -m lightning_ssl zoo list
+
+benchmarks: $(STAMP)
+	$(PY) benchmarks/genesis_transforms.py
+	$(PY) benchmarks/pretrain_throughput.py
+
+clean:
+	rm -rf $(VENV) runs lightning_logs .pytest_cache
