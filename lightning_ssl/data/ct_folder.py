@@ -1,0 +1,143 @@
+"""A folder of CT volumes in Hounsfield units (NIfTI), split by patient, served as cubes inside the body."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from monai.transforms import LoadImage
+from tqdm.auto import tqdm
+
+from lightning_ssl.config import DataConfig
+from lightning_ssl.data.base import BaseDataModule, DataInfo, split_patients
+from lightning_ssl.data.intensity import ct_body_mask, window_hu
+from lightning_ssl.data.patches import PatchDataset, Volume
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CTFolderConfig(DataConfig):
+    """Every file under ``root`` matching ``pattern`` (minus ``exclude``) is one patient's CT volume."""
+
+    name: str = "ct_folder"
+    pattern: str = "*.nii.gz"
+    exclude: list[str] = field(default_factory=lambda: ["*seg*", "*mask*", "*label*"])
+    patient_id_regex: Optional[str] = None
+    patches_per_volume: int = 32
+    val_fraction: float = 0.2
+    test_fraction: float = 0.0
+    hu_window: list[float] = field(default_factory=lambda: [-1000.0, 1000.0])
+    body_threshold: float = -500.0
+    single_volume_holdout: float = 0.25
+
+
+def find_volumes(root: str | Path, pattern: str, exclude: list[str]) -> list[Path]:
+    """The files under ``root`` matching ``pattern`` (recursively) and none of ``exclude``, sorted."""
+    folder = Path(root).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"data.root={str(root)!r} is not a folder: point data.root at the folder holding the CT volumes")
+    files = sorted(p for p in folder.rglob(pattern) if p.is_file() and not any(fnmatch.fnmatch(p.name, e) for e in exclude))
+    if not files:
+        raise FileNotFoundError(f"no file matching {pattern!r} under {folder} (excluding {exclude}): check data.root and data.pattern")
+    return files
+
+
+def patient_id(path: Path, regex: str | None) -> str:
+    """The patient id of a file: the first group of ``regex`` on its name, else the name without extension."""
+    name = path.name.removesuffix(".gz").rsplit(".", 1)[0]
+    if regex is None:
+        return name
+    match = re.search(regex, path.name)
+    if match is None:
+        raise ValueError(f"data.patient_id_regex={regex!r} does not match {path.name!r}")
+    return match.group(1) if match.groups() else match.group(0)
+
+
+def read_ct(path: Path) -> tuple[np.ndarray, list[float]]:
+    """HU array and voxel spacing (mm) of one volume; a one-line error names a bad file."""
+    try:
+        image = LoadImage(image_only=True)(str(path))
+    except Exception as error:  # readers raise many types for truncated or foreign files
+        raise ValueError(f"cannot read {path}: {str(error).splitlines()[0]} (is the file complete and a CT volume?)") from None
+    hu = np.asarray(image, dtype=np.float32)
+    if hu.ndim != 3:
+        raise ValueError(f"{path} has shape {hu.shape}: expected one 3D CT volume")
+    if not np.isfinite(hu).all():
+        raise ValueError(f"{path} holds NaN or infinite voxels: fix or exclude the file")
+    spacing = [float(s) for s in np.asarray(image.pixdim)[:3]] if hasattr(image, "pixdim") else None
+    return hu, spacing
+
+
+class CTFolderDataModule(BaseDataModule):
+    """Random cubes inside the body of CT volumes, HU window scaled to [0, 1], patient-level split.
+
+    Volumes are held in memory. With one volume there is no patient to hold out: validation then
+    uses the last slices (``single_volume_holdout`` of them, at least one patch deep), with a warning.
+    """
+
+    Config = CTFolderConfig
+
+    @property
+    def info(self) -> DataInfo:
+        """One CT channel, HU window scaled to [0, 1]."""
+        low, high = self.config.hu_window
+        return DataInfo(
+            spatial_dims=self.config.spatial_dims,
+            in_channels=1,
+            channel_names=["CT"],
+            patch_size=list(self.config.patch_size),
+            intensity=f"HU clipped to [{low:g}, {high:g}] then scaled to [0, 1]",
+            modality="CT",
+        )
+
+    def _load(self, path: Path) -> Volume:
+        hu, _ = read_ct(path)
+        return Volume(
+            patient_id=patient_id(path, self.config.patient_id_regex),
+            image=window_hu(hu, self.config.hu_window)[None],
+            body=ct_body_mask(hu, self.config.body_threshold),
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read the volumes and split them by patient."""
+        if self.train_dataset is not None:
+            return
+        cfg = self.config
+        if cfg.root is None:
+            raise ValueError("data.root is not set: pass data.root=/path/to/ct/folder")
+        files = find_volumes(cfg.root, cfg.pattern, list(cfg.exclude))
+        volumes = [self._load(f) for f in tqdm(files, desc="reading CT volumes", disable=len(files) < 4)]
+        if len(volumes) == 1:
+            train, val = self._slab_split(volumes[0])
+            test: list[Volume] = []
+        else:
+            splits = split_patients([v.patient_id for v in volumes], cfg.val_fraction, cfg.test_fraction, cfg.seed)
+            by_split = {name: [v for v in volumes if v.patient_id in set(ids)] for name, ids in splits.items()}
+            train, val, test = by_split["train"], by_split["val"], by_split["test"]
+        patches = (cfg.patch_size, cfg.patches_per_volume, cfg.spatial_dims)
+        self.train_dataset = PatchDataset(train, *patches, random=True, seed=cfg.seed)
+        self.val_dataset = PatchDataset(val, *patches, random=False, seed=cfg.seed)
+        if test:
+            self.test_dataset = PatchDataset(test, *patches, random=False, seed=cfg.seed)
+
+    def _slab_split(self, volume: Volume) -> tuple[list[Volume], list[Volume]]:
+        depth = volume.image.shape[-1]
+        patch_depth = self.config.patch_size[-1] if self.config.spatial_dims == 3 else 1
+        held = max(patch_depth, round(self.config.single_volume_holdout * depth))
+        if depth - held < patch_depth:
+            raise ValueError(f"the only volume ({depth} slices) is too thin to hold out {held} slices for validation")
+        log.warning(
+            "only one volume (%s): validation uses its last %d of %d slices, not another patient", volume.patient_id, held, depth
+        )
+        cut = depth - held
+
+        def part(sl: slice) -> Volume:
+            return Volume(volume.patient_id, volume.image[..., sl], volume.body[..., sl])
+
+        return [part(slice(0, cut))], [part(slice(cut, depth))]

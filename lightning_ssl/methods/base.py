@@ -1,0 +1,149 @@
+"""What every method shares: the network from the config, optimiser and schedule, zoo metadata, image logging."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
+from torch import nn
+
+from lightning_ssl.config import MethodConfig
+from lightning_ssl.data.base import DataInfo
+from lightning_ssl.models import build_network
+
+
+class BaseMethod(pl.LightningModule):
+    """A self-supervised method: subclasses set ``Config`` and implement the training/validation steps.
+
+    ``config`` is the whole resolved run config as a plain dict, ``data_info`` the DataModule's
+    ``DataInfo`` as a dict; both are saved in checkpoints, so ``load_from_checkpoint`` rebuilds the
+    method and ``zoo.publish`` finds the network under ``network`` with its ``zoo_metadata``.
+    """
+
+    Config: type[MethodConfig] = MethodConfig
+    required_keys: tuple[str, ...] = ("image",)
+    output_activation: str | None = None
+    citation: str = ""
+
+    def __init__(self, config: dict[str, Any], data_info: dict[str, Any]) -> None:
+        super().__init__()
+        self.cfg = OmegaConf.create(config)
+        self.data_info = DataInfo(**data_info)
+        self.architecture = self._architecture()
+        self.network = build_network(self.architecture["name"], **self.architecture["kwargs"])
+        self.save_hyperparameters({"config": config, "data_info": data_info, "zoo_metadata": self._zoo_metadata()})
+
+    def network_out_channels(self) -> int:
+        """Channels of the decoder's output; restoration methods restore every input channel."""
+        return self.data_info.in_channels
+
+    def _architecture(self) -> dict[str, Any]:
+        kwargs = {k: v for k, v in OmegaConf.to_container(self.cfg.network, resolve=True).items() if k != "name"}
+        kwargs.update(
+            spatial_dims=self.data_info.spatial_dims,
+            in_channels=self.data_info.in_channels,
+            out_channels=self.network_out_channels(),
+        )
+        return {"name": self.cfg.network.name, "kwargs": kwargs}
+
+    def _zoo_metadata(self) -> dict[str, Any]:
+        return {
+            "architecture": self.architecture,
+            "method": self.cfg.method.name,
+            "method_config": OmegaConf.to_container(self.cfg.method, resolve=True),
+            "data": self.cfg.data.name,
+            "data_config": OmegaConf.to_container(self.cfg.data, resolve=True),
+            "input": self.data_info.as_dict(),
+            "output_activation": self.output_activation,
+            "citation": self.citation,
+            "licence": "weights: same terms as the training data; code: Apache-2.0",
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the latest logged metrics with the zoo metadata."""
+        metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if v.numel() == 1}
+        checkpoint["hyper_parameters"]["zoo_metadata"]["metrics"] = metrics
+
+    def parts(self) -> dict[str, nn.Module]:
+        """The modules the zoo publishes."""
+        return {"encoder": self.network.encoder, "decoder": self.network.decoder}
+
+    def check_batch(self, batch: dict[str, Any]) -> None:
+        """Fail with a clear message when the data lacks a key this method needs."""
+        missing = [k for k in self.required_keys if k not in batch]
+        if missing:
+            raise KeyError(f"method {self.cfg.method.name!r} needs batch keys {missing}; this DataModule yields {sorted(batch)}")
+
+    def configure_optimizers(self) -> Any:
+        """Optimiser and schedule from ``optim`` in the config."""
+        optim = self.cfg.optim
+        params = [p for p in self.parameters() if p.requires_grad]
+        if optim.name == "sgd":
+            optimizer = torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
+        elif optim.name in ("adam", "adamw"):
+            cls = torch.optim.Adam if optim.name == "adam" else torch.optim.AdamW
+            optimizer = cls(params, lr=optim.lr, weight_decay=optim.weight_decay)
+        else:
+            raise ValueError(f"optim.name={optim.name!r} is not one of sgd, adam, adamw")
+        scheduler = self._scheduler(optimizer)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
+        optim = self.cfg.optim
+        if optim.scheduler == "none":
+            main = None
+        elif optim.scheduler == "step":
+            main = torch.optim.lr_scheduler.StepLR(optimizer, step_size=optim.step_size, gamma=optim.gamma)
+        elif optim.scheduler == "cosine":
+            total = max(1, int(self.trainer.estimated_stepping_batches) - optim.warmup_steps)
+            main = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+        else:
+            raise ValueError(f"optim.scheduler={optim.scheduler!r} is not one of none, step, cosine")
+        if optim.warmup_steps <= 0:
+            return main
+        warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1e-3, total_iters=optim.warmup_steps)
+        if main is None:
+            return warmup
+        return torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, main], milestones=[optim.warmup_steps])
+
+    def should_log_images(self, batch_idx: int) -> bool:
+        """True on the first validation batch of every n-th epoch, on the main process."""
+        every = self.cfg.method.log_images_every_n_epochs
+        return bool(every) and batch_idx == 0 and self.current_epoch % every == 0 and self.trainer.is_global_zero
+
+    @torch.no_grad()
+    def log_image_grid(self, tag: str, rows: list[torch.Tensor], max_samples: int = 4) -> None:
+        """Log a grid through every active logger: one row per tensor (N, C, *spatial) in [0, 1].
+
+        3D images show their middle slice along the last axis; the first channel is shown.
+        """
+        grid = image_grid(rows, max_samples)
+        for logger in self.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image(tag, grid[None], self.global_step)
+            elif isinstance(logger, WandbLogger):
+                logger.log_image(key=tag, images=[grid], step=self.global_step)
+            elif isinstance(logger, CSVLogger):
+                folder = Path(logger.log_dir) / "images"
+                folder.mkdir(parents=True, exist_ok=True)
+                name = f"{tag.replace('/', '_')}_step{self.global_step:07d}.png"
+                Image.fromarray((grid * 255).round().astype(np.uint8)).save(folder / name)
+
+
+def image_grid(rows: list[torch.Tensor], max_samples: int = 4) -> np.ndarray:
+    """A (rows*H, N*W) float array in [0, 1]: the first channel of each sample, middle slice when 3D."""
+    tiles = []
+    for row in rows:
+        images = row[:max_samples, 0].detach().float().cpu()
+        if images.dim() == 4:
+            images = images[..., images.shape[-1] // 2]
+        tiles.append(torch.cat(list(images), dim=1))
+    return torch.cat(tiles, dim=0).clamp(0, 1).numpy()

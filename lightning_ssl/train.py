@@ -1,0 +1,133 @@
+"""Run a pretraining from a resolved config: data, method, trainer, checkpoints, loggers, zoo publishing."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
+
+import zoo
+from lightning_ssl.data import DATASETS
+from lightning_ssl.methods import METHODS
+
+log = logging.getLogger(__name__)
+
+RUN_DIR_ENV = "LIGHTNING_SSL_RUN_DIR"
+CONFIG_FILE = "config.yaml"
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+
+
+@dataclass
+class PretrainResult:
+    """Where a pretraining run wrote its outputs."""
+
+    run_dir: Path
+    best_checkpoint: Path | None
+    last_checkpoint: Path | None
+    zoo_entry: Path | None
+    metrics: dict[str, float]
+
+
+def find_resume_dir(output_dir: str | Path, run_name: str, resume: str) -> Path:
+    """The run directory that ``resume`` names: ``last`` (newest run of this name), a run folder or a checkpoint."""
+    if resume == "last":
+        runs = sorted((Path(output_dir) / run_name).glob(f"*/{LAST_CHECKPOINT}"), key=lambda p: p.stat().st_mtime)
+        if not runs:
+            raise FileNotFoundError(
+                f"resume=last: no run of {run_name!r} with a last checkpoint under {output_dir}; start one without resume"
+            )
+        return runs[-1].parent.parent
+    path = Path(resume)
+    if path.is_file():
+        return path.parent.parent
+    if (path / LAST_CHECKPOINT).is_file():
+        return path
+    raise FileNotFoundError(f"resume={resume!r}: expected 'last', a run folder holding {LAST_CHECKPOINT}, or a .ckpt file")
+
+
+def resolve_run_dir(cfg: DictConfig) -> Path:
+    """This run's folder, shared by every DDP rank (the launcher passes it on in the environment)."""
+    inherited = os.environ.get(RUN_DIR_ENV)
+    if inherited:
+        return Path(inherited)
+    if cfg.resume:
+        return find_resume_dir(cfg.output_dir, cfg.run_name, cfg.resume)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    base = Path(cfg.output_dir) / cfg.run_name / stamp
+    run_dir, k = base, 1
+    while run_dir.exists():
+        run_dir, k = base.with_name(f"{stamp}-{k}"), k + 1
+    return run_dir
+
+
+def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
+    """The configured logger, writing inside the run folder (a new version folder per resumed attempt)."""
+    if cfg.logger == "none":
+        return []
+    if cfg.logger == "csv":
+        return [CSVLogger(save_dir=str(run_dir), name="logs")]
+    if cfg.logger == "tensorboard":
+        return [TensorBoardLogger(save_dir=str(run_dir), name="tensorboard")]
+    from pytorch_lightning.loggers import WandbLogger
+
+    settings = {k: v for k, v in OmegaConf.to_container(cfg.wandb, resolve=True).items() if v not in (None, [])}
+    wandb_logger = WandbLogger(save_dir=str(run_dir), name=cfg.run_name, config=OmegaConf.to_container(cfg, resolve=True), **settings)
+    return [wandb_logger]
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, ModelCheckpoint]:
+    """A Trainer with checkpoints (last and best on validation loss), LR monitor, progress bar and loggers."""
+    checkpoint = ModelCheckpoint(
+        dirpath=str(run_dir / "checkpoints"),
+        filename="best-{epoch}-{step}",
+        monitor="val/loss",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+    )
+    callbacks: list[pl.Callback] = [checkpoint]
+    loggers = build_loggers(cfg, run_dir)
+    if loggers:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    if cfg.early_stopping.patience > 0:
+        callbacks.append(EarlyStopping(monitor=cfg.early_stopping.monitor, patience=cfg.early_stopping.patience, mode="min"))
+    trainer_args: dict[str, Any] = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
+    trainer = pl.Trainer(default_root_dir=str(run_dir), logger=loggers or False, callbacks=callbacks, **trainer_args)
+    return trainer, checkpoint
+
+
+def pretrain(cfg: DictConfig) -> PretrainResult:
+    """Pretrain ``cfg.method`` on ``cfg.data`` and publish the encoder/decoder to the zoo (main process only)."""
+    pl.seed_everything(cfg.seed, workers=True)
+    run_dir = resolve_run_dir(cfg)
+    owns_env = RUN_DIR_ENV not in os.environ
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    try:
+        datamodule = DATASETS[cfg.data.name](cfg.data)
+        method = METHODS[cfg.method.name](OmegaConf.to_container(cfg, resolve=True), datamodule.info.as_dict())
+        trainer, checkpoint = build_trainer(cfg, run_dir)
+        if trainer.is_global_zero:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
+        ckpt_path = str(run_dir / LAST_CHECKPOINT) if cfg.resume else None
+        trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
+        last = Path(checkpoint.last_model_path) if checkpoint.last_model_path else None
+        entry = None
+        if trainer.is_global_zero and cfg.zoo.publish and (best or last):
+            name = cfg.zoo.name or cfg.run_name
+            entry = zoo.publish(best or last, name, store=cfg.zoo.store)
+            log.info("published %s to the zoo at %s", name, entry)
+        return PretrainResult(run_dir, best, last, entry, metrics)
+    finally:
+        if owns_env:
+            os.environ.pop(RUN_DIR_ENV, None)
