@@ -1,4 +1,4 @@
-"""One entry point: ``python -m lightning_ssl pretrain | config | zoo ...``.
+"""One entry point: ``python -m lightning_ssl pretrain | config | zoo list|info|publish``.
 
 Overrides are ``key=value`` or ``--key=value`` (as a W&B sweep agent passes them); ``METHOD=`` and
 ``DATA=`` are accepted as ``method=`` and ``data=``.
@@ -36,45 +36,20 @@ def _config(overrides: list[str], keys: bool) -> int:
     return 0
 
 
-def _zoo(args: argparse.Namespace) -> int:
-    import zoo
-
-    if args.zoo_command == "list":
-        entries = zoo.list(store=args.store)
-        if not entries:
-            print(f"the zoo at {zoo.store_root(args.store)} is empty; built-in names: {', '.join(sorted(zoo.BUILTIN))}")
-        for entry in entries:
-            print(f"{entry['name']:32s} v{entry['version']:<3} {entry.get('method') or '':10s} {entry.get('data') or ''}")
-        return 0
-    if args.zoo_command == "info":
-        print(zoo.info(args.name, store=args.store))
-        return 0
-    entry = zoo.publish(args.checkpoint, args.name, store=args.store)
-    print(f"published {args.name} at {entry}")
-    return 0
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lightning_ssl", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("pretrain", help="pretrain a method on a dataset, then publish to the zoo", add_help=False)
     config = commands.add_parser("config", help="print the resolved config (or --keys: every valid key)", add_help=False)
     config.add_argument("--keys", action="store_true")
-    zoo_parser = commands.add_parser("zoo", help="list, show or publish zoo entries")
-    zoo_parser.add_argument("--store", default=None, help="zoo store folder (default: $LIGHTNING_SSL_ZOO or ~/.cache/lightning_ssl/zoo)")
-    zoo_commands = zoo_parser.add_subparsers(dest="zoo_command", required=True)
-    zoo_commands.add_parser("list", help="entries in the store")
-    info = zoo_commands.add_parser("info", help="print an entry's model card")
-    info.add_argument("name")
-    publish = zoo_commands.add_parser("publish", help="publish a Lightning checkpoint's encoder/decoder")
-    publish.add_argument("checkpoint")
-    publish.add_argument("name")
+    commands.add_parser("zoo", help="list | info NAME | publish CHECKPOINT NAME (see `zoo --help`)", add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; user errors print one line and return 2."""
     import zoo
+    from zoo.cli import main as zoo_main
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -84,9 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             return _pretrain(rest)
         if args.command == "config":
             return _config(rest, args.keys)
-        if rest:
-            raise ConfigError(f"unexpected arguments {rest}")
-        return _zoo(args)
+        return zoo_main(argv[1:])
     except (*USER_ERRORS, zoo.ZooError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -256,12 +256,12 @@ def build_config(args: list[str] | None = None, defaults: dict[str, str] | None 
     items = normalise_overrides(list(args or []))
     selection = {**DEFAULT_SELECTION, **(defaults or {})}
     user_files = [item.split("=", 1)[1] for item in items if item.startswith("config=")]
-    dotlist = [item for item in items if not item.startswith("config=")]
-    cli = _dotlist(dotlist)
+    picked = {k: v for k, v in (item.split("=", 1) for item in items) if k in SELECTORS}
+    cli = _dotlist([item for item in items if item.split("=", 1)[0] not in ("config", *SELECTORS)])
     user_layers = [(path, _load_yaml(Path(path), required=True)) for path in user_files]
     chosen_by_user = [layer for _, layer in user_layers] + [cli]
-    method = _selected("method", chosen_by_user, selection["method"])
-    data = _selected("data", chosen_by_user, selection["data"])
+    method = picked.get("method") or _selected("method", chosen_by_user, selection["method"])
+    data = picked.get("data") or _selected("data", chosen_by_user, selection["data"])
     layers: list[tuple[str, DictConfig]] = [
         (f"experiments/pretrain/{method}.yaml", _load_yaml(EXPERIMENTS_DIR / "pretrain" / f"{method}.yaml")),
         (f"experiments/data/{data}.yaml", _load_yaml(EXPERIMENTS_DIR / "data" / f"{data}.yaml")),
@@ -270,7 +270,7 @@ def build_config(args: list[str] | None = None, defaults: dict[str, str] | None 
     ]
     sources = [layer for _, layer in layers]
     registries = _registries()
-    names = {"method": method, "data": data, "network": _selected("network", sources, "unet")}
+    names = {"method": method, "data": data, "network": picked.get("network") or _selected("network", sources, "unet")}
     schema = OmegaConf.structured(RunConfig)
     for node in SELECTORS:
         config_class = _select_registered(node, names[node], registries[node])

@@ -119,9 +119,12 @@ def pretrain(cfg: DictConfig) -> PretrainResult:
             OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
         ckpt_path = str(run_dir / LAST_CHECKPOINT) if cfg.resume else None
         trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)
+        # Lightning saves "last" at epoch and validation ends; a run stopped by max_steps mid-epoch
+        # would otherwise resume from an older step.
+        trainer.save_checkpoint(run_dir / LAST_CHECKPOINT)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
-        last = Path(checkpoint.last_model_path) if checkpoint.last_model_path else None
+        last = run_dir / LAST_CHECKPOINT
         entry = None
         if trainer.is_global_zero and cfg.zoo.publish and (best or last):
             name = cfg.zoo.name or cfg.run_name
