@@ -52,7 +52,7 @@ class UNetConfig:
 
     name: str = "unet"
     features: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
-    norm: str = "batch"
+    norm: str = "instance"
     act: str = "relu"
     dropout: float = 0.0
     residual: bool = False

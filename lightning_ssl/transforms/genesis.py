@@ -53,7 +53,11 @@ def _box_mask(starts: torch.Tensor, sizes: torch.Tensor, active: torch.Tensor, s
 
 
 def random_flip(images: torch.Tensor, rate: float, generator=None) -> torch.Tensor:
-    """Flip along a random axis while ``rand < rate``, at most 3 times (per sample)."""
+    """Flip along a random spatial axis while ``rand < rate``, at most 3 times (per sample).
+
+    The authors draw the axis from 0..2 of a (1, X, Y, Z) sample: the channel (a no-op), X or Y,
+    never Z. We draw among the spatial axes, which is what the paper describes.
+    """
     batch = images.shape[0]
     spatial_dims = images.dim() - 2
     flipping = torch.ones(batch, dtype=torch.bool, device=images.device)
@@ -138,11 +142,11 @@ def bezier_intensity(x: torch.Tensor, points: int = 1000, generator=None) -> tor
     invert = torch.rand(batch, 1, device=device, generator=generator) < 0.5
     ys = torch.where(invert, ys.flip(1), ys)
     table = _interpolate(t.expand(batch, -1).contiguous(), xs, ys)
-    position = x.reshape(batch, -1).clamp(0.0, 1.0) * (points - 1)
+    position = x.reshape(batch, -1).float().clamp(0.0, 1.0) * (points - 1)
     low = position.floor().long().clamp_max_(points - 2)
     weight = position - low
     y0, y1 = table.gather(1, low), table.gather(1, low + 1)
-    return (y0 + weight * (y1 - y0)).view_as(x)
+    return (y0 + weight * (y1 - y0)).view_as(x).to(x.dtype)
 
 
 def _interpolate(query: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
