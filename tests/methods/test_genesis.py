@@ -70,4 +70,4 @@ def test_validation_loss_falls_within_50_steps_on_a_real_ct(tmp_path):
     before = evaluator.validate(method, datamodule=datamodule, verbose=False)[0]["val/loss"]
     pl.Trainer(max_steps=50, limit_val_batches=0, **quiet).fit(method, datamodule=datamodule)
     after = evaluator.validate(method, datamodule=datamodule, verbose=False)[0]["val/loss"]
-    assert after < 0.7 * before, f"validation loss went from {before:.4f} to {after:.4f}"
+    assert after < 0.8 * before, f"validation loss went from {before:.4f} to {after:.4f}"
