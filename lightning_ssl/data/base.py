@@ -36,6 +36,20 @@ class DataInfo:
         return asdict(self)
 
 
+def ct_info(config: Any, modality: str = "CT", **extra: Any) -> DataInfo:
+    """The input contract of one-channel CT windowed by ``config.hu_window`` and scaled to [0, 1]."""
+    low, high = config.hu_window
+    return DataInfo(
+        spatial_dims=config.spatial_dims,
+        in_channels=1,
+        channel_names=["CT"],
+        patch_size=list(config.patch_size),
+        intensity=f"HU clipped to [{low:g}, {high:g}] then scaled to [0, 1]",
+        modality=modality,
+        **extra,
+    )
+
+
 class BaseDataModule(pl.LightningDataModule):
     """Loaders from ``train_dataset``/``val_dataset``/``test_dataset``, set by ``setup``."""
 

@@ -14,7 +14,7 @@ from monai.transforms import LoadImage
 from tqdm.auto import tqdm
 
 from lightning_ssl.config import DataConfig
-from lightning_ssl.data.base import BaseDataModule, DataInfo, split_patients
+from lightning_ssl.data.base import BaseDataModule, DataInfo, ct_info, split_patients
 from lightning_ssl.data.intensity import ct_body_mask, window_hu
 from lightning_ssl.data.patches import PatchDataset, Volume
 
@@ -86,15 +86,7 @@ class CTFolderDataModule(BaseDataModule):
     @property
     def info(self) -> DataInfo:
         """One CT channel, HU window scaled to [0, 1]."""
-        low, high = self.config.hu_window
-        return DataInfo(
-            spatial_dims=self.config.spatial_dims,
-            in_channels=1,
-            channel_names=["CT"],
-            patch_size=list(self.config.patch_size),
-            intensity=f"HU clipped to [{low:g}, {high:g}] then scaled to [0, 1]",
-            modality="CT",
-        )
+        return ct_info(self.config)
 
     def _load(self, path: Path) -> Volume:
         hu, _ = read_ct(path)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lightning_ssl.config import DataConfig
-from lightning_ssl.data.base import BaseDataModule, DataInfo, split_patients
+from lightning_ssl.data.base import BaseDataModule, DataInfo, ct_info, split_patients
 from lightning_ssl.data.intensity import window_hu
 from lightning_ssl.data.patches import PatchDataset, Volume
 from lightning_ssl.data.phantoms import chest_ct_phantom
@@ -36,18 +36,8 @@ class PhantomCTDataModule(BaseDataModule):
 
     @property
     def info(self) -> DataInfo:
-        """One CT channel, HU window scaled to [0, 1]."""
-        low, high = self.config.hu_window
-        return DataInfo(
-            spatial_dims=self.config.spatial_dims,
-            in_channels=1,
-            channel_names=["CT"],
-            patch_size=list(self.config.patch_size),
-            intensity=f"HU clipped to [{low:g}, {high:g}] then scaled to [0, 1]",
-            modality="CT (synthetic phantom)",
-            num_classes=2,
-            class_names=["no nodule", "nodule"],
-        )
+        """One CT channel, HU window scaled to [0, 1]; nodule labels."""
+        return ct_info(self.config, "CT (synthetic phantom)", num_classes=2, class_names=["no nodule", "nodule"])
 
     def _volume(self, number: int) -> Volume:
         phantom = chest_ct_phantom(number, tuple(self.config.volume_shape), self.config.nodule_probability)
