@@ -25,8 +25,9 @@ def _pretrain(overrides: list[str]) -> int:
         run_dir = Path(os.environ.get(RUN_DIR_ENV) or find_resume_dir(cfg.output_dir, cfg.run_name, cfg.resume))
         cfg = build_config([f"config={run_dir / CONFIG_FILE}", *overrides])
     result = pretrain(cfg)
+    print(f"run folder: {result.run_dir}")
     if result.zoo_entry is not None:
-        print(f"run folder: {result.run_dir}\nzoo entry:  {result.zoo_entry}")
+        print(f"zoo entry:  {result.zoo_entry}  (python -m lightning_ssl zoo info {result.zoo_entry.parent.name})")
     return 0
 
 
