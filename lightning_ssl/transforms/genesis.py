@@ -73,53 +73,83 @@ def random_flip(images: torch.Tensor, rate: float, generator=None) -> torch.Tens
     return images
 
 
-def shuffle_windows(x: torch.Tensor, starts: torch.Tensor, sizes: torch.Tensor, generator=None) -> torch.Tensor:
+def _shape_offsets(shapes: torch.Tensor, strides: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Voxel offsets of windows of each shape in ``shapes`` (U, D), row-major, all shapes laid end to end.
+
+    Returns (offsets, starts): the offsets of shape ``u`` are ``offsets[starts[u] : starts[u] + shapes[u].prod()]``.
+    """
+    counts = shapes.prod(dim=-1)
+    starts = counts.cumsum(0) - counts
+    owner = torch.repeat_interleave(torch.arange(len(shapes), device=shapes.device), counts)
+    index = torch.arange(owner.numel(), device=shapes.device) - starts[owner]
+    sides = shapes[owner]
+    offsets = torch.zeros_like(index)
+    for axis in reversed(range(shapes.shape[1])):
+        offsets += index % sides[:, axis] * strides[axis]
+        index = index // sides[:, axis]
+    return offsets, starts
+
+
+def shuffle_windows(x: torch.Tensor, starts: torch.Tensor, sizes: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Permute the voxels inside each window, reading from ``x``; later windows overwrite earlier ones.
 
-    ``starts`` and ``sizes`` are (B, W, D) integer tensors. Every channel gets the same permutation.
+    ``starts`` and ``sizes`` are (B, W, D) integer tensors. Each window gets an independent uniformly random
+    permutation (the argsort of random keys) and every channel the same one. The windows with the same voxel
+    count n, whatever their shapes, are permuted together by one row-wise argsort of a (windows, n) key matrix.
     """
     batch, channels = x.shape[:2]
     spatial = x.shape[2:]
+    windows, dims = starts.shape[1:]
     voxels = math.prod(spatial)
     device = x.device
-    strides = torch.tensor([math.prod(spatial[a + 1 :]) for a in range(len(spatial))], device=device)
-    size_base = int(sizes.max()) + 1
-    size_key = (sizes * size_base ** torch.arange(len(spatial), device=device)).sum(dim=-1).flatten()
-    # Group the windows by size so that each group is shuffled with exact shapes, no padding.
-    by_size = size_key.argsort()
-    keys, counts = torch.unique_consecutive(size_key[by_size], return_counts=True)
-    sample_offset = torch.arange(batch, device=device).repeat_interleave(starts.shape[1]) * voxels
-    first_voxel = ((starts.view(-1, len(spatial)) * strides).sum(dim=-1) + sample_offset)[by_size]
-    priority = torch.arange(starts.shape[1], device=device).repeat(batch)[by_size]
-    targets, sources, priorities = [], [], []
-    for key, first, group_priority in zip(keys.tolist(), first_voxel.split(counts.tolist()), priority.split(counts.tolist())):
-        size = [(key // size_base**a) % size_base for a in range(len(spatial))]
-        grid = torch.meshgrid(*[torch.arange(n, device=device) for n in size], indexing="ij")
-        window = first.unsqueeze(1) + torch.stack(grid, dim=-1).view(-1, len(spatial)) @ strides
-        keys = torch.randint(0, 2**31 - 1, window.shape, dtype=torch.int32, device=device, generator=generator)
-        order = keys.argsort(dim=1)
-        targets.append(window.flatten())
-        sources.append(window.gather(1, order).flatten())
-        priorities.append(group_priority.unsqueeze(1).expand_as(window).flatten())
-    target, source, rank = torch.cat(targets), torch.cat(sources), torch.cat(priorities)
-    # The last window covering a voxel (highest priority) is the one that writes it.
-    last = torch.full((batch * voxels,), -1, dtype=torch.long, device=device).scatter_reduce_(0, target, rank, "amax")
-    writes = last[target] == rank
-    flat = x.transpose(0, 1).reshape(channels, batch * voxels)
-    out = flat.clone()
-    out[:, target[writes]] = flat[:, source[writes]]
-    return out.view(channels, batch, *spatial).transpose(0, 1).contiguous()
+    strides = torch.tensor([math.prod(spatial[a + 1 :]) for a in range(dims)], device=device)
+    first = (starts * strides).sum(dim=-1)
+    first_global = (first + torch.arange(batch, device=device).unsqueeze(1) * voxels).flatten()
+    # Every write is keyed ``rank << bits | source voxel``: one scatter-amax then leaves, for each voxel, the
+    # source chosen by the last window covering it (rank 0, no window: the voxel itself). The keys are int32
+    # when they fit, which halves the scatter's memory traffic.
+    bits = max(voxels - 1, 1).bit_length()
+    key_dtype = torch.int32 if windows < 2 ** (31 - bits) else torch.int64
+    write_key = ((torch.arange(1, windows + 1, device=device) << bits) + first).flatten().to(key_dtype)
+    # Sort the windows by (voxel count, shape): a group is a run of one count, made of runs of one shape.
+    sizes = sizes.reshape(-1, dims)
+    count = sizes.prod(dim=-1)
+    bounds = (sizes.amax(dim=0) + 1).tolist()
+    radix = torch.tensor([math.prod(bounds[a + 1 :]) for a in range(dims)], device=device)
+    shape_code = (sizes * radix).sum(dim=-1)
+    order = (count * math.prod(bounds) + shape_code).argsort()
+    codes, shape_index = torch.unique_consecutive(shape_code[order], return_inverse=True)
+    table, table_starts = _shape_offsets(codes.unsqueeze(1) // radix % torch.tensor(bounds, device=device), strides)
+    table, table_start = table.to(key_dtype), table_starts[shape_index]
+    group_counts, group_sizes = (t.tolist() for t in torch.unique_consecutive(count[order], return_counts=True))
+    first_global, write_key = first_global[order], write_key[order]
+    keys = torch.empty(sum(n * g for n, g in zip(group_counts, group_sizes)), dtype=torch.int32, device=device)
+    keys.random_(generator=generator)
+    last = torch.arange(voxels, dtype=key_dtype, device=device).repeat(batch)
+    window = element = 0
+    for n, group in zip(group_counts, group_sizes):
+        rows = slice(window, window + group)
+        order_in_window = keys[element : element + group * n].view(group, n).argsort(dim=1)
+        # Row i of the unfolded table is table[i : i + n], so this reads each window's offsets, row-major.
+        offsets = table.unfold(0, n, 1).index_select(0, table_start[rows])
+        target = first_global[rows, None] + offsets
+        source_key = write_key[rows, None] + offsets.gather(1, order_in_window)
+        last.scatter_reduce_(0, target.flatten(), source_key.flatten(), "amax")
+        window, element = window + group, element + group * n
+    source = (last & ((1 << bits) - 1)).long().view(batch, 1, voxels).expand(batch, channels, voxels)
+    return x.reshape(batch, channels, voxels).gather(2, source).view(x.shape)
 
 
-def local_pixel_shuffle(x: torch.Tensor, windows: int | None = None, generator=None) -> torch.Tensor:
+def local_pixel_shuffle(x: torch.Tensor, windows: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
     """Shuffle the voxels of many small random windows (sides uniform in 1..dim//10 per axis)."""
     batch = x.shape[0]
     spatial = x.shape[2:]
     if windows is None:
         windows = max(1, round(REFERENCE_WINDOWS * math.prod(spatial) / REFERENCE_VOXELS))
-    max_side = torch.tensor([max(1, d // 10) for d in spatial], device=x.device)
-    sizes = _uniform_int(1, max_side, (batch, windows, len(spatial)), x.device, generator)
-    starts = _uniform_int(0, torch.tensor(spatial, device=x.device) - sizes, sizes.shape, x.device, generator)
+    # floor(u * k) with u in [0, 1) from float32 is below k for every k < 2**24, so no clamp is needed.
+    draws = torch.rand(2, batch, windows, len(spatial), device=x.device, generator=generator)
+    sizes = (draws[0] * torch.tensor([max(1, d // 10) for d in spatial], device=x.device)).long() + 1
+    starts = (draws[1] * (torch.tensor(spatial, device=x.device) + 1 - sizes)).long()
     return shuffle_windows(x, starts, sizes, generator)
 
 

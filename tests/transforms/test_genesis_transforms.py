@@ -155,6 +155,95 @@ def test_shuffle_windows_applies_one_permutation_to_all_channels() -> None:
     assert torch.equal(out[:, 2], -out[:, 0])
 
 
+def index_image(batch: int, channels: int, spatial: tuple[int, ...]) -> torch.Tensor:
+    """Voxel i of the flattened batch holds i in channel 0 and -i in the other channels (exact in float64)."""
+    index = torch.arange(batch * int(np.prod(spatial)), dtype=torch.float64).view(batch, 1, *spatial)
+    return torch.cat([index] + [-index] * (channels - 1), dim=1)
+
+
+def assert_shuffled_from_last_cover(out: torch.Tensor, starts: torch.Tensor, sizes: torch.Tensor) -> None:
+    """``out`` = shuffle_windows(index_image(...)): every voxel holds a distinct voxel of the last window covering it."""
+    batch, windows, dims = starts.shape
+    spatial = out.shape[2:]
+    source = out[:, 0].long()
+    assert torch.equal(out[:, 1:], -out[:, :1].expand_as(out[:, 1:]))
+    last = torch.full((batch, *spatial), -1)
+    for b, w in itertools.product(range(batch), range(windows)):
+        last[b][tuple(slice(int(s), int(s + n)) for s, n in zip(starts[b, w], sizes[b, w]))] = w
+    covered = last >= 0
+    own = torch.arange(source.numel()).view_as(source)
+    assert torch.equal(source[~covered], own[~covered])
+    sample, *coords = torch.unravel_index(source, (batch, *spatial))
+    samples = torch.arange(batch).view(batch, *[1] * dims).expand_as(last)
+    assert torch.equal(sample, samples)
+    low = starts[samples, last.clamp(min=0)]
+    inside = (torch.stack(coords, dim=-1) >= low) & (torch.stack(coords, dim=-1) < low + sizes[samples, last.clamp(min=0)])
+    assert inside.all(dim=-1)[covered].all()
+    # Within one window the permutation is one-to-one: no source is used twice.
+    writes = (samples * windows + last)[covered] * source.numel() + source[covered]
+    assert writes.unique().numel() == writes.numel()
+
+
+@pytest.mark.parametrize(
+    ("batch", "spatial", "windows", "max_side"),
+    [
+        (1, (128, 128, 64), 2_500, 12),  # > 2**(31 - 20) windows of 2**20 voxels: 64-bit write keys
+        (3, (20, 14), 60, 5),  # 2D windows
+        (2, (6, 5, 4), 1, 4),  # a single window per sample
+        (2, (8, 8, 8), 100, 2),  # many windows of one voxel
+    ],
+)
+def test_shuffle_windows_reads_each_voxel_from_the_last_cover(batch: int, spatial: tuple[int, ...], windows: int, max_side: int) -> None:
+    sizes = torch.randint(1, max_side + 1, (batch, windows, len(spatial)), generator=gen(0))
+    starts = (torch.rand(batch, windows, len(spatial), generator=gen(1)) * (torch.tensor(spatial) - sizes + 1)).long()
+    x = index_image(batch, 2, spatial)
+    out = shuffle_windows(x, starts, sizes, gen(2))
+    assert_shuffled_from_last_cover(out, starts, sizes)
+    assert not torch.equal(out, x)
+
+
+def test_shuffle_windows_permutations_are_uniform_and_independent() -> None:
+    # Two disjoint three-voxel windows of different shapes (so one permutation group), in many samples.
+    samples = 6_000
+    starts = torch.tensor([[0, 1], [1, 0]]).expand(samples, 2, 2)
+    sizes = torch.tensor([[1, 3], [3, 1]]).expand(samples, 2, 2)
+    x = index_image(samples, 1, (4, 4))
+    local = (shuffle_windows(x, starts, sizes, gen(0)) - x[:, :, :1, :1]).long()[:, 0]
+    orders = [local[:, 0, 1:] - 1, local[:, 1:, 0] // 4 - 1]  # the window voxels' sources, numbered 0..2
+    codes = [order[:, 0] * 3 + order[:, 1] for order in orders]  # the first two sources identify the permutation
+
+    def chi_square(code: torch.Tensor, cells: list[int]) -> float:
+        counts = torch.bincount(code, minlength=max(cells) + 1).double()
+        assert counts.sum() == counts[cells].sum()
+        return (((counts[cells] - samples / len(cells)) ** 2) / (samples / len(cells))).sum().item()
+
+    permutations = [a * 3 + b for a, b in itertools.permutations(range(3), 2)]
+    # Thresholds: chi-square quantiles at p = 1e-4 for 5 and 35 degrees of freedom.
+    assert chi_square(codes[0], permutations) < 26
+    assert chi_square(codes[1], permutations) < 26
+    assert chi_square(codes[0] * 9 + codes[1], [a * 9 + b for a in permutations for b in permutations]) < 76
+
+
+def test_local_shuffle_draws_uniform_sides_and_positions(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: dict[str, torch.Tensor] = {}
+
+    def capture(x: torch.Tensor, starts: torch.Tensor, sizes: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        drawn.update(starts=starts, sizes=sizes)
+        return x
+
+    monkeypatch.setattr("lightning_ssl.transforms.genesis.shuffle_windows", capture)
+    local_pixel_shuffle(torch.zeros(4, 1, 64, 64, 32), generator=gen(0))
+    starts, sizes = drawn["starts"], drawn["sizes"]
+    assert starts.shape == sizes.shape == (4, 10_000, 3)
+    for axis, (length, side) in enumerate([(64, 6), (64, 6), (32, 3)]):
+        counts = torch.bincount(sizes[..., axis].flatten() - 1).double()
+        assert len(counts) == side and ((counts / counts.mean() - 1).abs() < 0.05).all()
+        room = length - sizes[..., axis] + 1
+        assert (starts[..., axis] >= 0).all() and (starts[..., axis] < room).all()
+        assert abs(((starts[..., axis] + 0.5) / room).mean().item() - 0.5) < 0.01
+        assert (starts[..., axis] == room - 1).any()
+
+
 @pytest.mark.parametrize(("spatial", "reference_windows"), [((64, 64, 32), 10_000), ((64, 64, 16), 5_000)])
 def test_local_shuffle_window_count_scales_with_volume(spatial: tuple[int, ...], reference_windows: int) -> None:
     x = distinct_values((1, 1, *spatial))
