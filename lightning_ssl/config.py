@@ -51,7 +51,7 @@ class UNetConfig:
     """The 2D/3D U-Net built from MONAI blocks (``lightning_ssl.models.UNet``)."""
 
     name: str = "unet"
-    features: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    features: list[int] = field(default_factory=lambda: [8, 16, 32, 64])
     norm: str = "instance"
     act: str = "relu"
     dropout: float = 0.0
