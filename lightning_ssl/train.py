@@ -15,8 +15,10 @@ from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, Mode
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
 import zoo
+from lightning_ssl.config import ConfigError
 from lightning_ssl.data import DATASETS
 from lightning_ssl.methods import METHODS
+from zoo.store import validate_name
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,12 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, ModelChec
 
 def pretrain(cfg: DictConfig) -> PretrainResult:
     """Pretrain ``cfg.method`` on ``cfg.data`` and publish the encoder/decoder to the zoo (main process only)."""
+    zoo_name = cfg.zoo.name or cfg.run_name
+    if cfg.zoo.publish:
+        try:
+            validate_name(zoo_name)
+        except ValueError as error:
+            raise ConfigError(f"{error} (set zoo.name=..., or run_name=..., before training starts)") from None
     pl.seed_everything(cfg.seed, workers=True)
     run_dir = resolve_run_dir(cfg)
     owns_env = RUN_DIR_ENV not in os.environ
@@ -127,9 +135,8 @@ def pretrain(cfg: DictConfig) -> PretrainResult:
         last = run_dir / LAST_CHECKPOINT
         entry = None
         if trainer.is_global_zero and cfg.zoo.publish and (best or last):
-            name = cfg.zoo.name or cfg.run_name
-            entry = zoo.publish(best or last, name, store=cfg.zoo.store)
-            log.info("published %s to the zoo at %s", name, entry)
+            entry = zoo.publish(best or last, zoo_name, store=cfg.zoo.store)
+            log.info("published %s to the zoo at %s", zoo_name, entry)
         return PretrainResult(run_dir, best, last, entry, metrics)
     finally:
         if owns_env:

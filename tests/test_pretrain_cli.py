@@ -68,6 +68,12 @@ def test_resume_without_a_run_says_how_to_start(tmp_path, capsys):
     assert "no run of 'genesis_phantom_ct'" in capsys.readouterr().err
 
 
+def test_an_invalid_zoo_name_fails_before_training(tmp_path, capsys):
+    assert main(["pretrain", *tiny(tmp_path, "run_name=My:Run")]) == 2
+    assert "invalid zoo name 'My:Run'" in capsys.readouterr().err
+    assert not (tmp_path / "My:Run").exists()
+
+
 def test_config_error_is_one_line_naming_the_key(capsys):
     assert main(["pretrain", "--trainer.max_epoch=3"]) == 2
     err = capsys.readouterr().err.strip()
