@@ -11,6 +11,9 @@ ARGS ?=
 PYTEST_ARGS ?=
 
 STAMP := $(VENV)/.installed
+# Dotted config keys given straight to make (`make pretrain METHOD=byol data.root=/data`) are
+# make variables; pass them on to the CLI like ARGS.
+CONFIG_OVERRIDES = $(foreach v,$(sort $(.VARIABLES)),$(if $(and $(findstring .,$(v)),$(filter command line,$(origin $(v)))),$(v)=$($(v))))
 
 .PHONY: install pretrain test test-fast zoo-list benchmarks clean
 
@@ -24,7 +27,7 @@ $(STAMP): setup.cfg pyproject.toml
 	@touch $(STAMP)
 
 pretrain: $(STAMP)
-	$(PY) -m lightning_ssl pretrain method=$(METHOD) $(if $(DATA),data=$(DATA)) $(ARGS)
+	$(PY) -m lightning_ssl pretrain $(strip method=$(METHOD) $(if $(DATA),data=$(DATA)) $(CONFIG_OVERRIDES) $(ARGS))
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -31,6 +31,7 @@ class MethodConfig:
 
     name: str = "???"
     log_images_every_n_epochs: int = 1
+    online_probe: bool = True
 
 
 @dataclass
@@ -65,7 +66,24 @@ class GenesisUNetConfig:
     name: str = "genesis_unet3d"
 
 
-NETWORK_CONFIGS: dict[str, type] = {"unet": UNetConfig, "genesis_unet3d": GenesisUNetConfig}
+@dataclass
+class ResNetConfig:
+    """A 2D/3D ResNet encoder (MONAI ResNet stages); for contrastive methods, no decoder.
+
+    The default stem (3x3, stride 1, no max-pool) keeps detail in small images (28-64 px); use
+    ``stem_kernel=7 stem_stride=2 max_pool=true`` for the ImageNet stem on large images.
+    """
+
+    name: str = "resnet"
+    depth: int = 18
+    widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
+    stem_kernel: int = 3
+    stem_stride: int = 1
+    max_pool: bool = False
+    norm: str = "batch"
+
+
+NETWORK_CONFIGS: dict[str, type] = {"unet": UNetConfig, "genesis_unet3d": GenesisUNetConfig, "resnet": ResNetConfig}
 
 
 @dataclass
@@ -101,6 +119,7 @@ class TrainerConfig:
     limit_val_batches: Optional[float] = None
     enable_progress_bar: bool = True
     deterministic: bool = False
+    sync_batchnorm: bool = False
 
 
 @dataclass

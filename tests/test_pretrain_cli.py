@@ -29,6 +29,16 @@ def test_make_pretrain_is_the_cli_with_the_same_arguments():
     assert dry.endswith("-m lightning_ssl pretrain method=genesis data=phantom_ct trainer.max_epochs=3 --optim.lr=0.1")
 
 
+def test_make_passes_dotted_config_keys_given_as_make_variables():
+    if not _make_available():
+        pytest.skip("needs make and the project's .venv (created by `make test`)")
+    dry = subprocess.run(
+        ["make", "-n", "-s", "pretrain", "METHOD=byol", "DATA=pneumoniamnist", "data.root=/data/pneumo", "QUIET=1"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout.strip().splitlines()[-1]
+    assert dry.endswith("-m lightning_ssl pretrain method=byol data=pneumoniamnist data.root=/data/pneumo")
+
+
 @pytest.mark.slow
 def test_make_pretrain_genesis_publishes_to_the_zoo(tmp_path):
     if not _make_available():

@@ -33,8 +33,9 @@ def info(name: str, store: str | Path | None = None) -> str:
 
 def _summary(ref: str, metadata: dict[str, Any], directory: Path | None) -> str:
     """What the entry is, and when and with what it was published."""
+    trained = " and ".join(metadata.get("files") or ["encoder", "decoder"]).capitalize()
     what = metadata.get("description") or (
-        f"Encoder and decoder pretrained with **{metadata.get('method') or 'an unrecorded method'}** "
+        f"{trained} pretrained with **{metadata.get('method') or 'an unrecorded method'}** "
         f"on **{metadata.get('data') or 'unrecorded data'}**."
     )
     lines = [f"# {ref}", "", what]
@@ -80,7 +81,8 @@ def _how_to_load(entry: str, metadata: dict[str, Any]) -> str:
             "## How to load",
             "```python",
             "import zoo",
-            f'encoder = zoo.load("{entry}", part="encoder")  # or "decoder", or "model" for both',
+            f'encoder = zoo.load("{entry}", part="encoder")'
+            + ('  # or "decoder", or "model" for both' if "decoder" in (metadata.get("files") or {"decoder": 1}) else ""),
             f"features = encoder(x)  # x: ({shape}) float tensor; a list of feature maps, finest first",
             "```",
             f'Into your own network (same key names): `zoo.load_into(my_net.encoder, "{entry}")` '

@@ -78,7 +78,7 @@ def load(name: str, part: Part = "encoder", device: str | torch.device = "cpu", 
     directory = resolve(name, store)
     metadata = read_metadata(directory)
     network = build_from_metadata(metadata)
-    for each in PARTS if part == "model" else (part,):
+    for each in _parts_of(part, metadata, directory):
         load_exact(getattr(network, each), read_weights(directory, metadata, each), f"{directory} ({each})")
     module = network if part == "model" else getattr(network, part)
     return module.to(device).eval()
@@ -97,7 +97,7 @@ def load_into(
     directory = resolve(name, store)
     metadata = read_metadata(directory)
     weights: dict[str, torch.Tensor] = {}
-    for each in PARTS if part == "model" else (part,):
+    for each in _parts_of(part, metadata, directory):
         prefix = f"{each}." if part == "model" else ""
         weights.update({prefix + key: value for key, value in read_weights(directory, metadata, each).items()})
     source = f"{metadata.get('name', directory.parent.name)}@v{metadata.get('version', directory.name[1:])}"
@@ -123,6 +123,20 @@ def load_into(
         )
     module.load_state_dict({key: weights[key] for key in report.loaded}, strict=False)
     return report
+
+
+def _parts_of(part: str, metadata: dict[str, Any], directory: Path) -> tuple[str, ...]:
+    """The weight parts that ``part`` needs; raises ZooError when the entry did not publish one of them."""
+    wanted = PARTS if part == "model" else (part,)
+    published = tuple(metadata.get("files") or {})
+    absent = [each for each in wanted if each not in published]
+    if absent:
+        method = metadata.get("method") or "an unrecorded method"
+        raise ZooError(
+            f"zoo entry at {directory} has no {' or '.join(absent)}: it was pretrained with {method}, which trains "
+            f"only {' and '.join(published) or 'nothing'}; load part={published[0] if published else 'encoder'!r} instead"
+        )
+    return wanted
 
 
 def _check_part(part: str) -> None:

@@ -31,9 +31,8 @@ def build_from_metadata(metadata: Mapping[str, Any], device: str | torch.device 
     except (KeyError, TypeError, ValueError) as error:
         message = error.args[0] if error.args else error
         raise ValueError(f"cannot rebuild architecture {architecture['name']!r}: {message}") from None
-    for part in PARTS:
-        if not isinstance(getattr(network, part, None), nn.Module):
-            raise ValueError(f"network {architecture['name']!r} has no .{part} submodule")
+    if not isinstance(getattr(network, PARTS[0], None), nn.Module):
+        raise ValueError(f"network {architecture['name']!r} has no .{PARTS[0]} submodule")
     return network
 
 

@@ -32,8 +32,17 @@ CHECKPOINT_PREFIX = "network."
 CHECKPOINT_METADATA_KEY = "zoo_metadata"
 
 
-def publish_network(name: str, network: nn.Module, metadata: Mapping[str, Any], store: str | Path | None = None) -> Path:
-    """Publish ``network.encoder`` and ``network.decoder`` as the next version of ``name``; return its directory.
+def publish_network(
+    name: str,
+    network: nn.Module,
+    metadata: Mapping[str, Any],
+    store: str | Path | None = None,
+    parts: Sequence[str] | None = None,
+) -> Path:
+    """Publish ``network.encoder`` (and ``network.decoder``) as the next version of ``name``; return its directory.
+
+    ``parts`` defaults to every part the network has; an encoder-only entry (e.g. from SimCLR, whose
+    decoder is never trained) passes ``parts=["encoder"]``.
 
     ``metadata`` must hold ``architecture = {"name", "kwargs"}`` that rebuilds ``network`` through
     ``lightning_ssl.models.build_network``; it may hold method, method_config, data, data_config,
@@ -44,9 +53,10 @@ def publish_network(name: str, network: nn.Module, metadata: Mapping[str, Any], 
     validate_name(name)
     given = _jsonable(dict(metadata), "metadata")
     given["architecture"] = architecture_of(given)
-    tensors = {part: _part_tensors(network, part) for part in PARTS}
+    parts = _checked_parts(network, parts)
+    tensors = {part: _part_tensors(network, part) for part in parts}
     _check_rebuilds(given, tensors)
-    blobs = {part: safetensors.torch.save(tensors[part], metadata={"name": name, "part": part}) for part in PARTS}
+    blobs = {part: safetensors.torch.save(tensors[part], metadata={"name": name, "part": part}) for part in parts}
     record = {
         "name": name,
         "version": None,
@@ -65,7 +75,8 @@ def publish(checkpoint: str | Path, name: str, store: str | Path | None = None) 
     - ``checkpoint["hyper_parameters"]["zoo_metadata"]`` is the metadata dict of
       :func:`publish_network` (at least ``architecture = {"name", "kwargs"}``);
     - ``checkpoint["state_dict"]`` holds the network under the prefix ``network.``, i.e. keys
-      ``network.encoder.*`` and ``network.decoder.*`` (other keys, e.g. heads, are ignored).
+      ``network.encoder.*`` and, when the method trains one, ``network.decoder.*`` (other keys, e.g.
+      heads, are ignored). The parts found are the parts published.
 
     The file is read with ``torch.load(weights_only=True)``. Lightning may store objects that such a
     load refuses (e.g. config objects in ``hyper_parameters``); only then, and only because this is a
@@ -78,13 +89,16 @@ def publish(checkpoint: str | Path, name: str, store: str | Path | None = None) 
     metadata = _checkpoint_metadata(content, path)
     network = build_from_metadata(metadata)
     state = content["state_dict"]
+    parts = []
     for part in PARTS:
         prefix = f"{CHECKPOINT_PREFIX}{part}."
         weights = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
-        if not weights:
-            raise ValueError(f"checkpoint {path} has no {prefix}* weights in its state_dict")
-        load_exact(getattr(network, part), weights, f"{path} ({part})")
-    return publish_network(name, network, metadata, store)
+        if weights:
+            load_exact(getattr(network, part), weights, f"{path} ({part})")
+            parts.append(part)
+    if PARTS[0] not in parts:
+        raise ValueError(f"checkpoint {path} has no {CHECKPOINT_PREFIX}{PARTS[0]}.* weights in its state_dict")
+    return publish_network(name, network, metadata, store, parts)
 
 
 def _read_checkpoint(path: Path) -> Mapping[str, Any]:
@@ -115,6 +129,15 @@ def _checkpoint_metadata(content: Mapping[str, Any], path: Path) -> dict[str, An
     return metadata
 
 
+def _checked_parts(network: nn.Module, parts: Sequence[str] | None) -> list[str]:
+    """The parts to publish: those asked for, or every part the network has; the encoder is always one."""
+    chosen = [part for part in PARTS if isinstance(getattr(network, part, None), nn.Module)] if parts is None else list(parts)
+    unknown = [part for part in chosen if part not in PARTS]
+    if unknown or PARTS[0] not in chosen:
+        raise ValueError(f"parts {chosen} must include {PARTS[0]!r} and be among {list(PARTS)}")
+    return [part for part in PARTS if part in chosen]
+
+
 def _part_tensors(network: nn.Module, part: str) -> dict[str, torch.Tensor]:
     """The state of ``network.<part>`` as contiguous CPU tensors that share no memory."""
     module = getattr(network, part, None)
@@ -126,7 +149,7 @@ def _part_tensors(network: nn.Module, part: str) -> dict[str, torch.Tensor]:
 def _check_rebuilds(metadata: Mapping[str, Any], tensors: Mapping[str, Mapping[str, torch.Tensor]]) -> None:
     """Raise ValueError unless ``metadata["architecture"]`` rebuilds a network with exactly these weights."""
     rebuilt = build_from_metadata(metadata, device="meta")
-    for part in PARTS:
+    for part in tensors:
         own = {key: tuple(value.shape) for key, value in getattr(rebuilt, part).state_dict().items()}
         given = {key: tuple(value.shape) for key, value in tensors[part].items()}
         if own != given:

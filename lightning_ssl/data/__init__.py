@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from lightning_ssl.data.base import BaseDataModule, DataInfo
 from lightning_ssl.data.ct_folder import CTFolderDataModule
+from lightning_ssl.data.medmnist import MedMNISTDataModule
 from lightning_ssl.data.phantom import PhantomCTDataModule
 
 DATASETS: dict[str, type[BaseDataModule]] = {
     "phantom_ct": PhantomCTDataModule,
     "ct_folder": CTFolderDataModule,
+    "medmnist": MedMNISTDataModule,
+    "pneumoniamnist": MedMNISTDataModule,
 }
 
-__all__ = ["DATASETS", "BaseDataModule", "DataInfo", "CTFolderDataModule", "PhantomCTDataModule"]
+__all__ = ["DATASETS", "BaseDataModule", "DataInfo", "CTFolderDataModule", "MedMNISTDataModule", "PhantomCTDataModule"]

@@ -67,6 +67,20 @@ class BaseDataModule(pl.LightningDataModule):
         """The data's description, known before ``setup``."""
         raise NotImplementedError
 
+    def metadata_vocabulary(self, column: str) -> list[str] | None:
+        """Sorted distinct values of a metadata column (e.g. ``patient_id``) in the training split.
+
+        None when the data has no such column. Datasets that have metadata implement
+        ``column_values(column) -> list[str] | None``.
+        """
+        if self.train_dataset is None:
+            self.setup("fit")
+        column_values = getattr(self.train_dataset, "column_values", None)
+        values = column_values(column) if column_values is not None else None
+        if values is None:
+            return None
+        return sorted({str(v) for v in values if v is not None})
+
     def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() has not created this split")

@@ -54,6 +54,10 @@ class PatchDataset(Dataset):
             sample_patch_origins(v.body, self.patch_size, patches_per_volume, rng) for v in self.volumes
         ]
 
+    def column_values(self, column: str) -> list[str] | None:
+        """The patient ids of the volumes for ``patient_id``; None for any other column."""
+        return [v.patient_id for v in self.volumes] if column == "patient_id" else None
+
     def __len__(self) -> int:
         return len(self.volumes) * self.patches_per_volume
 

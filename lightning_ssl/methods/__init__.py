@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from lightning_ssl.methods.base import BaseMethod
+from lightning_ssl.methods.byol import BYOLMethod
+from lightning_ssl.methods.context_restoration import ContextRestorationMethod
 from lightning_ssl.methods.genesis import GenesisMethod
+from lightning_ssl.methods.simclr import SimCLRMethod
 
-METHODS: dict[str, type[BaseMethod]] = {"genesis": GenesisMethod}
+METHODS: dict[str, type[BaseMethod]] = {
+    "genesis": GenesisMethod,
+    "chen": ContextRestorationMethod,
+    "simclr": SimCLRMethod,
+    "byol": BYOLMethod,
+}
 
-__all__ = ["METHODS", "BaseMethod", "GenesisMethod"]
+__all__ = ["METHODS", "BaseMethod", "BYOLMethod", "ContextRestorationMethod", "GenesisMethod", "SimCLRMethod"]

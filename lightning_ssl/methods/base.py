@@ -12,10 +12,24 @@ from omegaconf import OmegaConf
 from PIL import Image
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
 
-from lightning_ssl.config import MethodConfig
+from lightning_ssl.config import ConfigError, MethodConfig
 from lightning_ssl.data.base import DataInfo
-from lightning_ssl.models import build_network
+from lightning_ssl.models import OnlineProbe, build_network, has_decoder
+from lightning_ssl.models.heads import global_pool
+
+
+class EncoderOnly(nn.Module):
+    """The encoder of a network, for methods that never train its decoder (the zoo then publishes the encoder only)."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's feature maps, finest first."""
+        return self.encoder(x)
 
 
 class BaseMethod(pl.LightningModule):
@@ -24,19 +38,24 @@ class BaseMethod(pl.LightningModule):
     ``config`` is the whole resolved run config as a plain dict, ``data_info`` the DataModule's
     ``DataInfo`` as a dict; both are saved in checkpoints, so ``load_from_checkpoint`` rebuilds the
     method and ``zoo.publish`` finds the network under ``network`` with its ``zoo_metadata``.
+    Methods with ``trains_decoder = False`` keep only the encoder. When the data has class labels
+    and ``method.online_probe`` is on, ``probe`` is a linear classifier on detached features.
     """
 
     Config: type[MethodConfig] = MethodConfig
     required_keys: tuple[str, ...] = ("image",)
     output_activation: str | None = None
     citation: str = ""
+    trains_decoder: bool = True
 
     def __init__(self, config: dict[str, Any], data_info: dict[str, Any]) -> None:
         super().__init__()
         self.cfg = OmegaConf.create(config)
         self.data_info = DataInfo(**data_info)
         self.architecture = self._architecture()
-        self.network = build_network(self.architecture["name"], **self.architecture["kwargs"])
+        network = build_network(self.architecture["name"], **self.architecture["kwargs"])
+        self.network = network if self.trains_decoder else EncoderOnly(network.encoder)
+        self.probe = self._online_probe()
         self.save_hyperparameters({"config": config, "data_info": data_info, "zoo_metadata": self._zoo_metadata()})
 
     def network_out_channels(self) -> int:
@@ -44,13 +63,41 @@ class BaseMethod(pl.LightningModule):
         return self.data_info.in_channels
 
     def _architecture(self) -> dict[str, Any]:
+        name = self.cfg.network.name
+        if self.trains_decoder and not has_decoder(name):
+            raise ConfigError(
+                f"method {self.cfg.method.name!r} trains a decoder but network {name!r} has none: use network=unet"
+            )
         kwargs = {k: v for k, v in OmegaConf.to_container(self.cfg.network, resolve=True).items() if k != "name"}
-        kwargs.update(
-            spatial_dims=self.data_info.spatial_dims,
-            in_channels=self.data_info.in_channels,
-            out_channels=self.network_out_channels(),
-        )
-        return {"name": self.cfg.network.name, "kwargs": kwargs}
+        kwargs.update(spatial_dims=self.data_info.spatial_dims, in_channels=self.data_info.in_channels)
+        if has_decoder(name):
+            kwargs["out_channels"] = self.network_out_channels()
+        return {"name": name, "kwargs": kwargs}
+
+    def _online_probe(self) -> OnlineProbe | None:
+        classes = self.data_info.num_classes
+        if not (self.cfg.method.online_probe and classes):
+            return None
+        self.train_probe_accuracy = MulticlassAccuracy(classes, average="micro")
+        self.val_probe_accuracy = MulticlassAccuracy(classes, average="micro")
+        return OnlineProbe(self.network.encoder.out_channels, classes)
+
+    def representation(self, images: torch.Tensor) -> torch.Tensor:
+        """The pooled bottleneck features (B, F) of the encoder."""
+        return global_pool(self.network.encoder(images)[-1])
+
+    def probe_loss(self, features: torch.Tensor, batch: dict[str, Any], stage: str) -> torch.Tensor:
+        """Train the online probe on pooled ``features`` (detached) and log its accuracy; zero without a probe or labels."""
+        labels = batch.get("label")
+        if self.probe is None or labels is None or labels.dim() != 1:
+            return features.new_zeros(())
+        loss, logits = self.probe(features, labels)
+        accuracy = self.train_probe_accuracy if stage == "train" else self.val_probe_accuracy
+        accuracy(logits.argmax(dim=1), labels)
+        size = labels.shape[0]
+        self.log(f"{stage}/probe_acc", accuracy, on_step=False, on_epoch=True, prog_bar=stage == "val", batch_size=size)
+        self.log(f"{stage}/probe_loss", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=size)
+        return loss
 
     def _zoo_metadata(self) -> dict[str, Any]:
         return {
@@ -69,10 +116,6 @@ class BaseMethod(pl.LightningModule):
         """Record the latest logged metrics with the zoo metadata."""
         metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if v.numel() == 1}
         checkpoint["hyper_parameters"]["zoo_metadata"]["metrics"] = metrics
-
-    def parts(self) -> dict[str, nn.Module]:
-        """The modules the zoo publishes."""
-        return {"encoder": self.network.encoder, "decoder": self.network.decoder}
 
     def check_batch(self, batch: dict[str, Any]) -> None:
         """Fail with a clear message when the data lacks a key this method needs."""

@@ -7,14 +7,20 @@ from typing import Any
 from torch import nn
 
 from lightning_ssl.models.genesis_unet import GenesisUNet3D
-from lightning_ssl.models.heads import ClassificationHead, EncoderClassifier
+from lightning_ssl.models.heads import MLP, ClassificationHead, EncoderClassifier, MetadataHead, OnlineProbe
+from lightning_ssl.models.resnet import ResNetEncoder, ResNetNetwork
 from lightning_ssl.models.unet import UNet, UNetDecoder, UNetEncoder
 
-NETWORKS: dict[str, type[nn.Module]] = {"unet": UNet, "genesis_unet3d": GenesisUNet3D}
+NETWORKS: dict[str, type[nn.Module]] = {"unet": UNet, "genesis_unet3d": GenesisUNet3D, "resnet": ResNetNetwork}
+
+
+def has_decoder(name: str) -> bool:
+    """Whether the network registered under ``name`` has a decoder (a ResNet has none)."""
+    return getattr(NETWORKS[name], "has_decoder", True)
 
 
 def build_network(name: str, **kwargs: Any) -> nn.Module:
-    """Build the network registered under ``name``; it has ``encoder`` and ``decoder`` attributes."""
+    """Build the network registered under ``name``; it has an ``encoder`` and, unless ``has_decoder`` is false, a ``decoder``."""
     if name not in NETWORKS:
         raise KeyError(f"unknown network {name!r}; known: {', '.join(sorted(NETWORKS))}")
     return NETWORKS[name](**kwargs)
@@ -23,6 +29,12 @@ def build_network(name: str, **kwargs: Any) -> nn.Module:
 __all__ = [
     "NETWORKS",
     "build_network",
+    "has_decoder",
+    "MLP",
+    "MetadataHead",
+    "OnlineProbe",
+    "ResNetEncoder",
+    "ResNetNetwork",
     "UNet",
     "UNetEncoder",
     "UNetDecoder",

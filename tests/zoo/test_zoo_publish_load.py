@@ -133,3 +133,21 @@ def test_failed_write_leaves_no_entry(store: Path, monkeypatch: pytest.MonkeyPat
         zoo.publish_network("small", small_unet(), unet_metadata(), store=store)
     assert list((store / "small").iterdir()) == []
     assert zoo.versions("small", store=store) == []
+
+
+def test_encoder_only_entry_loads_its_encoder_and_refuses_the_decoder(store: Path) -> None:
+    network = small_unet(2)
+    directory = zoo.publish_network("contrastive", network, unet_metadata(2, method="simclr"), store=store, parts=["encoder"])
+    assert sorted(p.name for p in directory.glob("*.safetensors")) == ["encoder.safetensors"]
+    x = random_input(2)
+    with torch.no_grad():
+        assert torch.equal(zoo.load("contrastive", store=store)(x)[-1], network.encoder(x)[-1])
+    for part in ("decoder", "model"):
+        with pytest.raises(zoo.ZooError, match="pretrained with simclr, which trains only encoder; load part='encoder'"):
+            zoo.load("contrastive", part=part, store=store)
+    assert "Encoder pretrained with **simclr**" in zoo.info("contrastive", store=store)
+
+
+def test_publishing_needs_the_encoder(store: Path) -> None:
+    with pytest.raises(ValueError, match="must include 'encoder'"):
+        zoo.publish_network("nothing", small_unet(2), unet_metadata(2), store=store, parts=["decoder"])
