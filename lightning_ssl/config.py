@@ -27,11 +27,16 @@ class ConfigError(ValueError):
 
 @dataclass
 class MethodConfig:
-    """Fields every method has."""
+    """Fields every method has.
+
+    ``online_probe``: when the data has class labels, train a linear classifier on the detached
+    pooled encoder features (its own learning rate ``probe_lr``) and log its validation accuracy.
+    """
 
     name: str = "???"
     log_images_every_n_epochs: int = 1
     online_probe: bool = True
+    probe_lr: float = 0.01
 
 
 @dataclass

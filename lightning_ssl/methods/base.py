@@ -126,7 +126,10 @@ class BaseMethod(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         """Optimiser and schedule from ``optim`` in the config."""
         optim = self.cfg.optim
-        params = [p for p in self.parameters() if p.requires_grad]
+        probe = set(self.probe.parameters()) if self.probe is not None else set()
+        params: list[dict[str, Any]] = [{"params": [p for p in self.parameters() if p.requires_grad and p not in probe]}]
+        if probe:
+            params.append({"params": list(probe), "lr": self.cfg.method.probe_lr, "weight_decay": 0.0})
         if optim.name == "sgd":
             optimizer = torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
         elif optim.name in ("adam", "adamw"):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from lightning_fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import OmegaConf
 
 from lightning_ssl.config import MethodConfig
@@ -55,10 +56,11 @@ class EmbeddingMethod(BaseMethod):
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         vocabulary = datamodule.metadata_vocabulary(method.metadata_column) if datamodule is not None else None
         if not vocabulary:
-            log.warning(
-                "method.metadata_head is on but the data has no %r column: the metadata head is off for this run",
-                method.metadata_column,
-            )
+            if rank_zero_only.rank == 0:
+                log.warning(
+                    "method.metadata_head is on but the data has no %r column: the metadata head is off for this run",
+                    method.metadata_column,
+                )
             return
         self.metadata_head = MetadataHead(self.network.encoder.out_channels, vocabulary, method.metadata_hidden)
         log.info("metadata head: cross-entropy over %d values of %r", len(vocabulary), method.metadata_column)

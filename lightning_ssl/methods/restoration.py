@@ -8,14 +8,13 @@ import torch
 import torch.nn.functional as F
 
 from lightning_ssl.methods.base import BaseMethod
-from lightning_ssl.models.heads import global_pool
 
 
 class RestorationMethod(BaseMethod):
     """Train the encoder-decoder to restore the original image from ``corrupt(images)`` with an L2 loss.
 
-    The online probe learns from the encoder's features of the corrupted training images (computed
-    anyway) and is evaluated on the features of the clean validation images.
+    The online probe learns from and is evaluated on the encoder's features of the clean images
+    (one extra encoder pass without gradient; features of corrupted images mislead it).
     """
 
     output_activation = "sigmoid"
@@ -32,22 +31,27 @@ class RestorationMethod(BaseMethod):
         self.check_batch(batch)
         target = batch["image"]
         corrupted = self.corrupt(target, generator)
-        features = self.network.encoder(corrupted)
-        restored = torch.sigmoid(self.network.decoder(features))
-        return corrupted, target, restored, global_pool(features[-1]), F.mse_loss(restored, target)
+        restored = self(corrupted)
+        return corrupted, target, restored, F.mse_loss(restored, target)
+
+    def _probe(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
+        if self.probe is None:
+            return batch["image"].new_zeros(())
+        with torch.no_grad():
+            features = self.representation(batch["image"])
+        return self.probe_loss(features, batch, stage)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         """MSE between the restoration and the original (plus the online probe's loss)."""
-        _, _, _, pooled, loss = self._restore(batch)
+        *_, loss = self._restore(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
-        return loss + self.probe_loss(pooled, batch, "train")
+        return loss + self._probe(batch, "train")
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """The same loss under corruptions fixed per batch, so epochs compare; logs an image grid."""
         generator = torch.Generator(device=batch["image"].device).manual_seed(self.cfg.seed + batch_idx)
-        corrupted, target, restored, _, loss = self._restore(batch, generator)
+        corrupted, target, restored, loss = self._restore(batch, generator)
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["image"].shape[0])
-        if self.probe is not None:
-            self.probe_loss(self.representation(target), batch, "val")
+        self._probe(batch, "val")
         if self.should_log_images(batch_idx):
             self.log_image_grid("val/original_corrupted_restored", [target, corrupted, restored])

@@ -118,14 +118,17 @@ class MetadataHead(nn.Module):
 class OnlineProbe(nn.Module):
     """A linear classifier trained on detached features during pretraining, to watch representation quality live.
 
-    Its gradient never reaches the encoder.
+    Its gradient never reaches the encoder. The features are standardised first by a BatchNorm
+    without affine parameters (as in MAE's linear probing), so the probe learns at one learning
+    rate whatever the scale of the features.
     """
 
     def __init__(self, in_features: int, num_classes: int) -> None:
         super().__init__()
+        self.standardise = nn.BatchNorm1d(in_features, affine=False)
         self.linear = nn.Linear(in_features, num_classes)
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(cross-entropy loss, logits) for pooled features (B, F) and integer labels (B,)."""
-        logits = self.linear(features.detach())
+        logits = self.linear(self.standardise(features.detach()))
         return F.cross_entropy(logits, labels.long()), logits

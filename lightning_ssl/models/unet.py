@@ -123,8 +123,19 @@ class UNetDecoder(nn.Module):
         """
         x = features[-1] if bottleneck_extra is None else features[-1] + bottleneck_extra
         for stage, skip in zip(self.stages, features[::-1][1:]):
-            x = stage(x, skip)
+            x = _up_and_merge(stage, x, skip)
         return self.head(x)
+
+
+def _up_and_merge(stage: UnetUpBlock, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """MONAI's ``UnetUpBlock.forward``, cropping the up-sampled map to the skip's size first.
+
+    A stride-2 encoder level maps n voxels to ceil(n / 2), so up-sampling gives n or n + 1: the crop
+    lets the U-Net take any input size (28 px MedMNIST images, odd CT crops), not only multiples of 2^levels.
+    """
+    up = stage.transp_conv(x)
+    up = up[(slice(None), slice(None), *(slice(0, size) for size in skip.shape[2:]))]
+    return stage.conv_block(torch.cat((up, skip), dim=1))
 
 
 class UNet(nn.Module):

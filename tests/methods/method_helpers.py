@@ -1,13 +1,19 @@
-"""Building a method from config overrides without a Trainer, for unit tests of the methods."""
+"""Building a method from config overrides, and short real-data runs, for the method tests."""
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
+import numpy as np
 from omegaconf import OmegaConf
 
+from conftest import shared_file
 from lightning_ssl.config import build_config
 from lightning_ssl.data import DATASETS
 from lightning_ssl.methods import METHODS
 from lightning_ssl.methods.base import BaseMethod
+from lightning_ssl.train import pretrain
 
 
 def build_method(method: str, *overrides: str) -> BaseMethod:
@@ -21,3 +27,29 @@ def small(spatial_dims: int) -> list[str]:
     """Overrides for a small 2D (32x32) or 3D (32x32x16) method with a tiny U-Net."""
     patch = "[32,32]" if spatial_dims == 2 else "[32,32,16]"
     return ["network.features=[4,8,16]", f"data.spatial_dims={spatial_dims}", f"data.patch_size={patch}"]
+
+
+def pneumoniamnist_run(method: str, output_dir: Path, epochs: int, *overrides: str) -> tuple[list[dict[str, float]], float, Path]:
+    """Pretrain ``method`` on the real PneumoniaMNIST (skips when absent) through the CLI's code path.
+
+    Returns the validation metrics of each epoch, the majority-class share of the validation split,
+    and the zoo entry the run published.
+    """
+    path = shared_file("pneumoniamnist/pneumoniamnist.npz")
+    labels = np.load(path)["val_labels"].ravel()
+    prior = float(np.bincount(labels).max() / labels.size)
+    cfg = build_config(
+        [
+            f"method={method}",
+            "data=pneumoniamnist",
+            f"data.root={path.parent}",
+            f"trainer.max_epochs={epochs}",
+            "trainer.enable_progress_bar=false",
+            f"output_dir={output_dir}",
+            *overrides,
+        ]
+    )
+    result = pretrain(cfg)
+    rows = list(csv.DictReader((result.run_dir / "logs" / "version_0" / "metrics.csv").open()))
+    per_epoch = [{k: float(v) for k, v in row.items() if k.startswith("val/") and v} for row in rows if row.get("val/loss")]
+    return per_epoch, prior, result.zoo_entry

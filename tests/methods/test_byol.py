@@ -19,7 +19,7 @@ from lightning_ssl.data import DATASETS
 from lightning_ssl.methods import BYOLMethod
 from lightning_ssl.methods.byol import target_momentum
 from lightning_ssl.models import MetadataHead
-from method_helpers import build_method, small
+from method_helpers import build_method, pneumoniamnist_run, small
 
 
 def _flat(module: torch.nn.Module) -> torch.Tensor:
@@ -129,3 +129,12 @@ def test_target_networks_are_identical_on_both_ranks(tmp_path: Path) -> None:
         assert torch.equal(rank0[key], rank1[key]), key
     initial = build_method("byol", *[a for a in args if a.startswith(("network.", "data.spatial", "data.patch"))])
     assert not torch.equal(rank0["online.encoder"], _flat(initial.network.encoder))
+
+
+@pytest.mark.slow
+def test_learns_on_real_pneumoniamnist_and_publishes(tmp_path: Path) -> None:
+    epochs, prior, entry = pneumoniamnist_run("byol", tmp_path, 3)
+    assert len(epochs) == 3
+    assert epochs[-1]["val/loss"] < epochs[0]["val/loss"]
+    assert epochs[-1]["val/probe_acc"] > prior + 0.01, f"probe accuracy {epochs[-1]['val/probe_acc']:.3f} vs class prior {prior:.3f}"
+    assert (entry / "encoder.safetensors").is_file()

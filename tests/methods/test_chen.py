@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from helpers import tiny
 from lightning_ssl.config import build_config
 from lightning_ssl.train import pretrain
-from method_helpers import build_method, small
+from method_helpers import build_method, pneumoniamnist_run, small
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
@@ -45,3 +47,12 @@ def test_run_publishes_encoder_and_decoder(tmp_path) -> None:
     assert {p.name for p in result.zoo_entry.glob("*.safetensors")} == {"encoder.safetensors", "decoder.safetensors"}
     assert list(result.run_dir.glob("logs/version_0/images/val_original_corrupted_restored_step*.png"))
     assert "train/probe_acc" in result.metrics
+
+
+@pytest.mark.slow
+def test_learns_on_real_pneumoniamnist_and_publishes(tmp_path: Path) -> None:
+    epochs, prior, entry = pneumoniamnist_run("chen", tmp_path, 3)
+    assert len(epochs) == 3
+    assert epochs[-1]["val/loss"] < epochs[0]["val/loss"]
+    assert epochs[-1]["val/probe_acc"] > prior + 0.01, f"probe accuracy {epochs[-1]['val/probe_acc']:.3f} vs class prior {prior:.3f}"
+    assert (entry / "encoder.safetensors").is_file()

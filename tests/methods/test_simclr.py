@@ -14,7 +14,7 @@ import zoo
 from helpers import tiny
 from lightning_ssl.config import build_config
 from lightning_ssl.train import pretrain
-from method_helpers import build_method, small
+from method_helpers import build_method, pneumoniamnist_run, small
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,3 +84,12 @@ def test_make_pretrain_simclr_on_two_processes_publishes_once(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(p.name for p in (store / "simclr_phantom_ct").iterdir() if not p.name.startswith(".")) == ["v1"]
     assert (done.stdout + done.stderr).count("published simclr_phantom_ct@v1") == 1
+
+
+@pytest.mark.slow
+def test_learns_on_real_pneumoniamnist_and_publishes(tmp_path: Path) -> None:
+    epochs, prior, entry = pneumoniamnist_run("simclr", tmp_path, 3)
+    assert len(epochs) == 3
+    assert epochs[-1]["val/loss"] < epochs[0]["val/loss"]
+    assert epochs[-1]["val/probe_acc"] > prior + 0.01, f"probe accuracy {epochs[-1]['val/probe_acc']:.3f} vs class prior {prior:.3f}"
+    assert (entry / "encoder.safetensors").is_file()

@@ -40,3 +40,9 @@ def test_classification_head_on_encoder():
 def test_unknown_network_name_lists_the_known_ones():
     with pytest.raises(KeyError, match="genesis_unet3d"):
         build_network("vnet")
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 28, 28), (1, 1, 30, 21, 13)])
+def test_any_input_size_restores_to_the_same_size(shape):
+    network = UNet(spatial_dims=len(shape) - 2, in_channels=1, out_channels=1, features=[4, 8, 16, 32])
+    assert network(torch.rand(shape)).shape == shape
