@@ -1,4 +1,4 @@
-"""One entry point: ``python -m lightning_ssl pretrain | config | zoo list|info|publish``.
+"""One entry point: ``python -m lightning_ssl pretrain | config | check-data | zoo list|info|publish``.
 
 Overrides are ``key=value`` or ``--key=value`` (as a W&B sweep agent passes them); ``METHOD=`` and
 ``DATA=`` are accepted as ``method=`` and ``data=``.
@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 from lightning_ssl.config import ConfigError, build_config, to_yaml, valid_keys
+from lightning_ssl.data.errors import DataError
 
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, FileNotFoundError)
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, FileNotFoundError)
 
 
 def _pretrain(overrides: list[str]) -> int:
@@ -37,12 +38,25 @@ def _config(overrides: list[str], keys: bool) -> int:
     return 0
 
 
+def _check_data(overrides: list[str]) -> int:
+    from lightning_ssl.data import DATASETS
+    from lightning_ssl.data.check import check_datamodule, format_summary
+
+    cfg = build_config(overrides)
+    summary = check_datamodule(DATASETS[cfg.data.name](cfg.data))
+    print(format_summary(summary))
+    return 1 if summary.problems else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lightning_ssl", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("pretrain", help="pretrain a method on a dataset, then publish to the zoo", add_help=False)
     config = commands.add_parser("config", help="print the resolved config (or --keys: every valid key)", add_help=False)
     config.add_argument("--keys", action="store_true")
+    commands.add_parser(
+        "check-data", help="read a dataset folder (data=NAME data.root=FOLDER) and summarise it before training", add_help=False
+    )
     commands.add_parser("zoo", help="list | info NAME | publish CHECKPOINT NAME (see `zoo --help`)", add_help=False)
     return parser
 
@@ -60,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             return _pretrain(rest)
         if args.command == "config":
             return _config(rest, args.keys)
+        if args.command == "check-data":
+            return _check_data(rest)
         return zoo_main(argv[1:])
     except (*USER_ERRORS, zoo.ZooError) as error:
         print(f"error: {error}", file=sys.stderr)

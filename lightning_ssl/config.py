@@ -41,7 +41,13 @@ class MethodConfig:
 
 @dataclass
 class DataConfig:
-    """Fields every DataModule has."""
+    """Fields every DataModule has.
+
+    ``label_budget``: how many training labels to keep (None or "all", a fraction in (0, 1] such as
+    0.1, a percentage "10%", or a count such as 100), stratified by class and nested across budgets
+    for one ``seed``; the rest of the training split is the unlabeled pool. ``cache``: none, memory
+    (MONAI CacheDataset, ``cache_rate`` of the items) or disk (MONAI PersistentDataset in ``cache_dir``).
+    """
 
     name: str = "???"
     root: Optional[str] = None
@@ -50,6 +56,10 @@ class DataConfig:
     batch_size: int = 6
     num_workers: int = 0
     seed: int = 0
+    label_budget: Any = None
+    cache: str = "none"
+    cache_rate: float = 1.0
+    cache_dir: Optional[str] = None
 
 
 @dataclass

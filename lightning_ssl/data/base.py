@@ -11,9 +11,13 @@ from typing import Any, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader, Dataset
+from monai.data import CacheDataset, PersistentDataset
+from monai.data import Dataset as MonaiDataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from lightning_ssl.config import DataConfig
+from lightning_ssl.data.budget import labeled_subset
+from lightning_ssl.data.errors import DataError
 
 
 @dataclass
@@ -81,6 +85,40 @@ class BaseDataModule(pl.LightningDataModule):
             return None
         return sorted({str(v) for v in values if v is not None})
 
+    def train_labels(self) -> np.ndarray | None:
+        """Class label of every training sample (-1 when unknown), or None when the data has no class labels.
+
+        Datasets with labels implement ``class_labels() -> Sequence[int]`` without reading the images.
+        """
+        if self.train_dataset is None:
+            self.setup("fit")
+        class_labels = getattr(self.train_dataset, "class_labels", None)
+        labels = class_labels() if class_labels is not None else None
+        return None if labels is None else np.asarray(labels, dtype=np.int64)
+
+    def budget_indices(self) -> tuple[np.ndarray, np.ndarray]:
+        """(labeled, unlabeled) indices of the training split under ``data.label_budget``."""
+        labels = self.train_labels()
+        if labels is None:
+            raise DataError(f"data {self.config.name!r} has no class labels, so data.label_budget cannot select any")
+        return labeled_subset(labels, self.config.label_budget, self.config.seed)
+
+    def labeled_dataset(self) -> Dataset:
+        """The training samples that keep their labels under ``data.label_budget``."""
+        return Subset(self.train_dataset, self.budget_indices()[0].tolist())
+
+    def unlabeled_dataset(self) -> Dataset:
+        """The rest of the training split, without ``label`` and ``mask``: the pool for semi-supervised methods."""
+        return WithoutLabels(Subset(self.train_dataset, self.budget_indices()[1].tolist()))
+
+    def labeled_dataloader(self) -> DataLoader:
+        """Shuffled batches of the labeled budget."""
+        return self._loader(self.labeled_dataset(), shuffle=True)
+
+    def unlabeled_dataloader(self) -> DataLoader:
+        """Shuffled batches of the unlabeled pool."""
+        return self._loader(self.unlabeled_dataset(), shuffle=True)
+
     def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() has not created this split")
@@ -105,6 +143,39 @@ class BaseDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         """Test batches, fixed order."""
         return self._loader(self.test_dataset, shuffle=False)
+
+
+class WithoutLabels(Dataset):
+    """A dataset whose items lose their ``label`` and ``mask`` keys."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        return {k: v for k, v in self.dataset[index].items() if k not in ("label", "mask")}
+
+
+CACHES = ("none", "memory", "disk")
+
+
+def cached_dataset(items: Sequence[dict], transform: Any, config: Any) -> Dataset:
+    """A MONAI dataset of ``items`` (dicts of file names and metadata) through ``transform``, cached as configured.
+
+    ``data.cache``: none (read every time), memory (CacheDataset keeps ``cache_rate`` of the
+    transformed items) or disk (PersistentDataset in ``cache_dir``, reused by later runs).
+    """
+    if config.cache == "none":
+        return MonaiDataset(list(items), transform)
+    if config.cache == "memory":
+        return CacheDataset(list(items), transform, cache_rate=config.cache_rate, num_workers=config.num_workers or None)
+    if config.cache == "disk":
+        if not config.cache_dir:
+            raise DataError("data.cache=disk needs data.cache_dir=/a/folder/for/the/cache")
+        return PersistentDataset(list(items), transform, cache_dir=config.cache_dir)
+    raise DataError(f"data.cache={config.cache!r} is not one of {', '.join(CACHES)}")
 
 
 def split_patients(patient_ids: Sequence[str], val_fraction: float, test_fraction: float, seed: int) -> dict[str, list[str]]:
@@ -141,7 +212,9 @@ def sample_patch_origins(
     shape = np.array(body_mask.shape)
     size = np.array(patch_size)
     if np.any(size > shape):
-        raise ValueError(f"patch size {tuple(size)} is larger than the volume {tuple(shape)}")
+        raise DataError(
+            f"patch size {size.tolist()} is larger than the volume {shape.tolist()}: lower data.patch_size"
+        )
     low, high = body_box(body_mask)
     centre_low = np.clip(low, size // 2, shape - size + size // 2)
     centre_high = np.clip(high - 1, centre_low, shape - size + size // 2)

@@ -30,3 +30,35 @@ def ct_body_mask(hu: np.ndarray, threshold: float = -500.0) -> np.ndarray:
     """Voxels inside the patient: tissue above ``threshold`` HU, with enclosed air (lungs) filled in each axial slice."""
     tissue = np.asarray(hu) > threshold
     return _fill_between(tissue, 0) & _fill_between(tissue, 1)
+
+
+def normalise_mri(volume: np.ndarray, mode: str = "zscore") -> np.ndarray:
+    """Per-channel MRI normalisation over brain voxels (non-zero), background kept at 0, float32.
+
+    ``zscore``: (x - mean) / std of the brain voxels (the BraTS convention), then squashed to
+    [0, 1] by min-max over the brain; ``minmax``: min-max over the brain voxels (what the Models
+    Genesis authors advise for MRI). Either way the output is in [0, 1], like every other modality.
+    """
+    if mode not in ("zscore", "minmax"):
+        raise ValueError(f"MRI normalisation {mode!r} is not one of zscore, minmax")
+    out = np.zeros(volume.shape, dtype=np.float32)
+    for channel, image in enumerate(np.asarray(volume, dtype=np.float32)):
+        brain = image != 0
+        if not brain.any():
+            continue
+        values = image[brain]
+        if mode == "zscore":
+            values = (values - values.mean()) / max(float(values.std()), 1e-6)
+        low, high = float(values.min()), float(values.max())
+        out[channel][brain] = (values - low) / max(high - low, 1e-6)
+    return out
+
+
+def scale_to_unit(image: np.ndarray, max_value: float | None = None) -> np.ndarray:
+    """Scale an X-ray or ultrasound image to [0, 1] (float32): divide by ``max_value`` (e.g. 255, 4095),
+    or min-max over the image when it is None."""
+    image = np.asarray(image, dtype=np.float32)
+    if max_value is not None:
+        return np.clip(image / float(max_value), 0.0, 1.0)
+    low, high = float(image.min()), float(image.max())
+    return (image - low) / max(high - low, 1e-6)

@@ -257,6 +257,10 @@ class MedMNISTDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
+    def class_labels(self) -> list[int] | None:
+        """The class of every item (for label budgets); None for multi-label sets."""
+        return self.labels.tolist() if self.labels.dim() == 1 else None
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         image = self.images[index].float().div_(255)
         return {"image": image, "label": self.labels[index], "index": torch.tensor(index, dtype=torch.int64)}

@@ -1,0 +1,133 @@
+"""`check-data`: read every item of a DataModule before training and summarise what was found."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from lightning_ssl.data.base import BaseDataModule
+from lightning_ssl.data.errors import DataError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class SplitSummary:
+    """What one split holds."""
+
+    items: int = 0
+    patients: int | None = None
+    classes: Counter = field(default_factory=Counter)
+    shapes: Counter = field(default_factory=Counter)
+    spacings: Counter = field(default_factory=Counter)
+    intensity: tuple[float, float] | None = None
+    mask_values: set[int] = field(default_factory=set)
+
+
+@dataclass
+class DataSummary:
+    """Every split's summary and the problems met while reading."""
+
+    name: str
+    root: str | None
+    splits: dict[str, SplitSummary] = field(default_factory=dict)
+    class_names: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _as_list(value: Any) -> list:
+    return value.tolist() if isinstance(value, (np.ndarray, torch.Tensor)) else list(value)
+
+
+def _summarise_split(dataset: Any, name: str, problems: list[str]) -> SplitSummary:
+    summary = SplitSummary(items=len(dataset))
+    patients: set[str] = set()
+    low, high = np.inf, -np.inf
+    for index in tqdm(range(len(dataset)), desc=f"checking {name}", leave=False):
+        try:
+            item = dataset[index]
+        except (DataError, OSError, ValueError, RuntimeError) as error:
+            problems.append(f"{name} item {index}: {str(error).splitlines()[0]}")
+            continue
+        image = torch.as_tensor(item["image"])
+        summary.shapes[tuple(image.shape)] += 1
+        if not torch.isfinite(image).all():
+            problems.append(f"{name} item {index}: NaN or infinite values")
+        else:
+            low, high = min(low, float(image.min())), max(high, float(image.max()))
+        if "label" in item and torch.as_tensor(item["label"]).dim() == 0:
+            summary.classes[int(item["label"])] += 1
+        if "mask" in item:
+            summary.mask_values.update(int(v) for v in torch.unique(torch.as_tensor(item["mask"])))
+        if "patient_id" in item:
+            patients.add(str(item["patient_id"]))
+        spacing = (item.get("meta") or {}).get("spacing")
+        if spacing is not None:
+            summary.spacings[tuple(round(float(s), 3) for s in _as_list(spacing))] += 1
+    summary.patients = len(patients) if patients else None
+    summary.intensity = (low, high) if np.isfinite(low) else None
+    return summary
+
+
+def check_datamodule(datamodule: BaseDataModule) -> DataSummary:
+    """Set the DataModule up, read every item of every split, and collect counts, shapes, ranges and problems."""
+    config = datamodule.config
+    summary = DataSummary(name=config.name, root=config.root)
+    try:
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+        summary.class_names = list(datamodule.info.class_names)
+    except (DataError, FileNotFoundError) as error:
+        summary.problems.append(str(error))
+        return summary
+    for split in SPLITS:
+        dataset = getattr(datamodule, f"{split}_dataset", None)
+        if dataset is not None:
+            summary.splits[split] = _summarise_split(dataset, split, summary.problems)
+    if config.label_budget is not None:
+        try:
+            labeled, unlabeled = datamodule.budget_indices()
+        except DataError as error:
+            summary.problems.append(str(error))
+        else:
+            labels = datamodule.train_labels()
+            summary.splits["train: labeled"] = SplitSummary(items=len(labeled), classes=Counter(labels[labeled].tolist()))
+            summary.splits["train: unlabeled"] = SplitSummary(items=len(unlabeled))
+    return summary
+
+
+def _counter(counter: Counter, names: list[str] | None = None) -> str:
+    if not counter:
+        return "-"
+    label = (lambda k: names[k] if names and isinstance(k, int) and 0 <= k < len(names) else str(k))
+    return ", ".join(f"{label(key)}: {count}" for key, count in sorted(counter.items(), key=lambda kv: str(kv[0])))
+
+
+def format_summary(summary: DataSummary) -> str:
+    """The summary as a plain-text table and a list of problems."""
+    header = ["split", "items", "patients", "classes", "shapes", "spacing (mm)", "intensity", "mask values"]
+    rows = []
+    for split, s in summary.splits.items():
+        intensity = f"[{s.intensity[0]:.3g}, {s.intensity[1]:.3g}]" if s.intensity else "-"
+        rows.append(
+            [
+                split,
+                str(s.items),
+                "-" if s.patients is None else str(s.patients),
+                _counter(s.classes, summary.class_names),
+                _counter(Counter({"x".join(map(str, k)): v for k, v in s.shapes.items()})),
+                _counter(Counter({"x".join(map(str, k)): v for k, v in s.spacings.items()})),
+                intensity,
+                ", ".join(map(str, sorted(s.mask_values))) or "-",
+            ]
+        )
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [f"data {summary.name} at {summary.root}", ""]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    lines += ["", f"problems found: {len(summary.problems)}", *(f"- {p}" for p in summary.problems)]
+    return "\n".join(lines)
