@@ -186,7 +186,7 @@ def split_patients(patient_ids: Sequence[str], val_fraction: float, test_fractio
     n_val = max(1, round(val_fraction * len(unique))) if val_fraction > 0 else 0
     n_test = max(1, round(test_fraction * len(unique))) if test_fraction > 0 else 0
     if n_val + n_test >= len(unique):
-        raise ValueError(
+        raise DataError(
             f"{len(unique)} patient(s) cannot be split into train/val/test with val_fraction={val_fraction} "
             f"and test_fraction={test_fraction}: add patients or lower the fractions"
         )
@@ -201,7 +201,7 @@ def body_box(body_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Inclusive-exclusive bounding box (low, high) of the true voxels of a mask."""
     coords = [np.flatnonzero(body_mask.any(axis=tuple(a for a in range(body_mask.ndim) if a != axis))) for axis in range(body_mask.ndim)]
     if any(c.size == 0 for c in coords):
-        raise ValueError("the body mask is empty: no voxel above the body threshold")
+        raise DataError("the body mask is empty: no voxel above the body threshold")
     return np.array([c[0] for c in coords]), np.array([c[-1] + 1 for c in coords])
 
 

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from lightning_ssl.config import DataConfig
 from lightning_ssl.data.base import BaseDataModule, DataInfo, ct_info, split_patients
+from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.intensity import ct_body_mask, window_hu
 from lightning_ssl.data.patches import PatchDataset, Volume
 
@@ -55,7 +56,7 @@ def patient_id(path: Path, regex: str | None) -> str:
         return name
     match = re.search(regex, path.name)
     if match is None:
-        raise ValueError(f"data.patient_id_regex={regex!r} does not match {path.name!r}")
+        raise DataError(f"data.patient_id_regex={regex!r} does not match {path.name!r}")
     return match.group(1) if match.groups() else match.group(0)
 
 
@@ -64,12 +65,12 @@ def read_ct(path: Path) -> tuple[np.ndarray, list[float]]:
     try:
         image = LoadImage(image_only=True)(str(path))
     except Exception as error:  # readers raise many types for truncated or foreign files
-        raise ValueError(f"cannot read {path}: {str(error).splitlines()[0]} (is the file complete and a CT volume?)") from None
+        raise DataError(f"cannot read {path}: {str(error).splitlines()[0]} (is the file complete and a CT volume?)") from None
     hu = np.asarray(image, dtype=np.float32)
     if hu.ndim != 3:
-        raise ValueError(f"{path} has shape {hu.shape}: expected one 3D CT volume")
+        raise DataError(f"{path} has shape {hu.shape}: expected one 3D CT volume")
     if not np.isfinite(hu).all():
-        raise ValueError(f"{path} holds NaN or infinite voxels: fix or exclude the file")
+        raise DataError(f"{path} holds NaN or infinite voxels: fix or exclude the file")
     spacing = [float(s) for s in np.asarray(image.pixdim)[:3]] if hasattr(image, "pixdim") else None
     return hu, spacing
 
@@ -102,7 +103,7 @@ class CTFolderDataModule(BaseDataModule):
             return
         cfg = self.config
         if cfg.root is None:
-            raise ValueError("data.root is not set: pass data.root=/path/to/ct/folder")
+            raise DataError("data.root is not set: pass data.root=/path/to/ct/folder")
         files = find_volumes(cfg.root, cfg.pattern, list(cfg.exclude))
         volumes = [self._load(f) for f in tqdm(files, desc="reading CT volumes", disable=len(files) < 4)]
         if len(volumes) == 1:
@@ -123,7 +124,7 @@ class CTFolderDataModule(BaseDataModule):
         patch_depth = self.config.patch_size[-1] if self.config.spatial_dims == 3 else 1
         held = max(patch_depth, round(self.config.single_volume_holdout * depth))
         if depth - held < patch_depth:
-            raise ValueError(f"the only volume ({depth} slices) is too thin to hold out {held} slices for validation")
+            raise DataError(f"the only volume ({depth} slices) is too thin to hold out {held} slices for validation")
         log.warning(
             "only one volume (%s): validation uses its last %d of %d slices, not another patient", volume.patient_id, held, depth
         )

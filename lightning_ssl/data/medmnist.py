@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from lightning_ssl.config import ConfigError, DataConfig
 from lightning_ssl.data.base import BaseDataModule, DataInfo
+from lightning_ssl.data.errors import DataError
 from zoo.download import download
 from zoo.errors import ZooChecksumError, ZooDownloadError
 
@@ -202,19 +203,19 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     """The six arrays of a MedMNIST file, checked for keys and matching image/label counts."""
     advice = "is it complete? delete it and fetch it again"
     if not zipfile.is_zipfile(path):
-        raise ValueError(f"cannot read {path}: not an npz (zip) archive ({advice})")
+        raise DataError(f"cannot read {path}: not an npz (zip) archive ({advice})")
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [key for key in KEYS if key not in archive.files]
             arrays = {key: archive[key] for key in KEYS if key not in missing}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-        raise ValueError(f"cannot read {path}: {_one_line(error)} ({advice})") from None
+        raise DataError(f"cannot read {path}: {_one_line(error)} ({advice})") from None
     if missing:
-        raise ValueError(f"{path} lacks the keys {missing} of a MedMNIST file (it has {sorted(archive.files)})")
+        raise DataError(f"{path} lacks the keys {missing} of a MedMNIST file (it has {sorted(archive.files)})")
     for split in SPLITS:
         images, labels = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
         if images != labels:
-            raise ValueError(f"{path}: {split}_images holds {images} images but {split}_labels {labels} labels")
+            raise DataError(f"{path}: {split}_images holds {images} images but {split}_labels {labels} labels")
     return arrays
 
 
@@ -229,7 +230,7 @@ def channels_first(images: np.ndarray, spatial_dims: int, path: Path) -> torch.T
             f"set data.spatial_dims={dims} data.patch_size={shape}"
         )
     if images.dtype != np.uint8:
-        raise ValueError(f"{path} holds {images.dtype} images: expected uint8 as in the official MedMNIST files")
+        raise DataError(f"{path} holds {images.dtype} images: expected uint8 as in the official MedMNIST files")
     tensor = torch.from_numpy(images)
     return torch.movedim(tensor, -1, 1).contiguous() if has_channels else tensor.unsqueeze(1)
 
@@ -347,7 +348,7 @@ class MedMNISTDataModule(BaseDataModule):
         for split in SPLITS:
             images = channels_first(arrays[f"{split}_images"], cfg.spatial_dims, path)
             if images.shape[1] != channels:
-                raise ValueError(f"{path} holds {images.shape[1]}-channel images but {cfg.flavour} has {channels}")
+                raise DataError(f"{path} holds {images.shape[1]}-channel images but {cfg.flavour} has {channels}")
             if list(images.shape[2:]) != list(cfg.patch_size):
                 images = resize(images, list(cfg.patch_size))
             splits.append(MedMNISTDataset(images, as_labels(arrays[f"{split}_labels"])))

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lightning_ssl.data.base import crop, sample_patch_origins
+from lightning_ssl.data.errors import DataError
 
 
 @dataclass
@@ -41,9 +42,9 @@ class PatchDataset(Dataset):
         seed: int = 0,
     ) -> None:
         if spatial_dims not in (2, 3) or len(patch_size) != spatial_dims:
-            raise ValueError(f"patch_size {list(patch_size)} does not match spatial_dims={spatial_dims}")
+            raise DataError(f"patch_size {list(patch_size)} does not match spatial_dims={spatial_dims}")
         if not volumes:
-            raise ValueError("no volumes to take patches from")
+            raise DataError("no volumes to take patches from")
         self.volumes = list(volumes)
         self.patch_size = [int(s) for s in patch_size] + ([1] if spatial_dims == 2 else [])
         self.spatial_dims = spatial_dims
