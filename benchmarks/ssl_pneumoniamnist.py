@@ -159,7 +159,7 @@ def run_method(name: str, data_root: Path, output_dir: Path, epochs: int, seed: 
     result = pretrain(cfg)
     seconds = time.perf_counter() - start
     per_epoch = validation_epochs(result.run_dir)
-    trained = METHODS[name].load_from_checkpoint(result.last_checkpoint, map_location="cpu")
+    trained = METHODS[name].load_from_checkpoint(result.last_checkpoint, map_location="cpu", weights_only=True)
     torch.manual_seed(seed)
     untrained = METHODS[name](trained.hparams["config"], trained.hparams["data_info"])
     train, test = load_splits(cfg)
@@ -210,7 +210,7 @@ def comparison(results: list[MethodResult], metric: str) -> str:
                      "random-init baseline")
     if not_better:
         parts.append(f"{', '.join(not_better)} did not")
-    return f"On linear-probe {label}, {'; '.join(parts)} (pretrained minus random init)."
+    return f"On linear-probe {label} (pretrained minus random init in brackets), {'; '.join(parts)}."
 
 
 def report(results: list[MethodResult], args: argparse.Namespace, sizes: dict[str, int], prior: float, total: float) -> str:
