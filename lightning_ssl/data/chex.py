@@ -1,0 +1,160 @@
+r"""CheX: the Kermany et al. (Cell 2018) pediatric chest X-rays, normal vs pneumonia, split by patient.
+
+Layout as unpacked from the official download (Mendeley "ChestXRay2017" or the Kaggle copy)::
+
+    <root>/chest_xray/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg
+
+``root`` may also be the ``chest_xray`` folder itself; ``val`` is optional (the Mendeley copy has none).
+
+Patient ids come from the file names (the regexes below, matched against the name without extension):
+
+- pneumonia ``person1_bacteria_1``, ``person1_virus_6`` -> ``person1`` (and the type, bacteria or virus):
+  ``PNEUMONIA_NAME = ^(person\d+)_(bacteria|virus)_\d+$``
+- normal ``IM-0115-0001`` -> ``IM-0115``, ``NORMAL2-IM-0027-0001`` -> ``NORMAL2-IM-0027``:
+  ``NORMAL_NAME = ^((?:NORMAL2-)?IM-\d+)-\d+$``
+
+A name matching neither is its own patient (its file name without extension), with one warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lightning_ssl.config import ConfigError, DataConfig
+from lightning_ssl.data.base import BaseDataModule, DataInfo
+from lightning_ssl.data.errors import DataError
+from lightning_ssl.data.images2d import (
+    Record,
+    check_config,
+    data_root,
+    image_dataset,
+    image_info,
+    list_images,
+    split_records,
+)
+
+log = logging.getLogger(__name__)
+
+PNEUMONIA_NAME = re.compile(r"^(person\d+)_(bacteria|virus)_\d+$", re.IGNORECASE)
+NORMAL_NAME = re.compile(r"^((?:NORMAL2-)?IM-\d+)-\d+$", re.IGNORECASE)
+CLASS_FOLDERS = ("NORMAL", "PNEUMONIA")
+CLASS_NAMES = {"binary": ("normal", "pneumonia"), "three": ("normal", "bacteria", "virus")}
+LAYOUT = "<root>/chest_xray/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg"
+
+
+@dataclass
+class CheXConfig(DataConfig):
+    """Kermany chest X-rays at ``patch_size``; ``classes`` binary (normal, pneumonia) or three (normal, bacteria, virus).
+
+    The official val split holds 16 images, so by default train+val are re-split by patient
+    (``val_fraction`` of the patients, by ``seed``) and the official test is the test split;
+    ``official_val=true`` keeps the official train/val instead.
+    """
+
+    name: str = "chex"
+    spatial_dims: int = 2
+    patch_size: list[int] = field(default_factory=lambda: [224, 224])
+    batch_size: int = 32
+    classes: str = "binary"
+    official_val: bool = False
+    val_fraction: float = 0.1
+
+
+def patient_and_kind(stem: str) -> tuple[str | None, str | None]:
+    """(patient id, pneumonia type or None) from a file name without extension; (None, None) when no pattern matches."""
+    match = PNEUMONIA_NAME.match(stem)
+    if match:
+        return match.group(1), match.group(2).lower()
+    match = NORMAL_NAME.match(stem)
+    return (match.group(1), None) if match else (None, None)
+
+
+def chest_xray_folder(root: Path) -> Path:
+    """The folder holding ``train`` (``root/chest_xray`` or ``root`` itself); DataError explaining the layout otherwise."""
+    for base in (root / "chest_xray", root):
+        if (base / "train").is_dir():
+            return base
+    raise DataError(f"no chest_xray/train folder under {root}: expected {LAYOUT} (the Kermany chest X-ray download, unpacked)")
+
+
+class CheXDataModule(BaseDataModule):
+    """Chest X-rays as ``image`` (1, H, W) in [0, 1], ``label`` and ``patient_id``; no patient in two splits."""
+
+    Config = CheXConfig
+
+    @property
+    def info(self) -> DataInfo:
+        """One X-ray channel, grey levels / 255, the classes of ``data.classes``."""
+        return image_info(self.config, "X-ray", "X-ray (chest, pediatric)", self._class_names())
+
+    def _class_names(self) -> tuple[str, ...]:
+        if self.config.classes not in CLASS_NAMES:
+            raise ConfigError(f"data.classes={self.config.classes!r} is not one of {', '.join(CLASS_NAMES)}")
+        return CLASS_NAMES[self.config.classes]
+
+    def _label(self, folder: str, kind: str | None, path: Path) -> int:
+        if folder == "NORMAL":
+            return 0
+        if self.config.classes == "binary":
+            return 1
+        if kind is None:
+            raise DataError(f"{path.name} in {path.parent} does not say bacteria or virus: use data.classes=binary")
+        return 1 if kind == "bacteria" else 2
+
+    def _records(self, split_folder: Path, unmatched: list[str]) -> list[Record]:
+        records = []
+        for folder in CLASS_FOLDERS:
+            class_folder = split_folder / folder
+            if not class_folder.is_dir():
+                raise DataError(f"{class_folder} is missing: expected {LAYOUT}")
+            for path in list_images(class_folder):
+                patient, kind = patient_and_kind(path.stem)
+                if patient is None:
+                    unmatched.append(path.name)
+                records.append(Record(path, self._label(folder, kind, path), patient_id=patient or path.stem))
+        if not records:
+            raise DataError(f"no images in {split_folder}/{{NORMAL,PNEUMONIA}}: expected {LAYOUT}")
+        return records
+
+    def _read_layout(self) -> dict[str, list[Record]]:
+        base = chest_xray_folder(data_root(self.config))
+        unmatched: list[str] = []
+        found = {split: self._records(base / split, unmatched) for split in ("train", "val", "test") if (base / split).is_dir()}
+        if unmatched:
+            log.warning(
+                "%d CheX file name(s) match neither personN_(bacteria|virus)_M nor (NORMAL2-)IM-NNNN-MMMM (e.g. %s): "
+                "each is its own patient",
+                len(unmatched),
+                unmatched[0],
+            )
+        if "test" not in found:
+            log.warning("no %s folder: this CheX copy has no test split", base / "test")
+        return found
+
+    def _official_val(self, found: dict[str, list[Record]]) -> tuple[list[Record], list[Record]]:
+        if "val" not in found:
+            raise DataError("data.official_val=true but this CheX copy has no chest_xray/val folder: set data.official_val=false")
+        shared = {r.patient_id for r in found["train"]} & {r.patient_id for r in found["val"]}
+        if shared:
+            log.warning("the official CheX train and val splits share %d patient(s), e.g. %s", len(shared), min(shared))
+        return found["train"], found["val"]
+
+    def setup(self, stage: str | None = None) -> None:
+        """Find the images, read patients and classes from the names, split train+val by patient."""
+        if self.train_dataset is not None:
+            return
+        cfg = self.config
+        check_config(cfg)
+        self._class_names()
+        found = self._read_layout()
+        if cfg.official_val:
+            train, val = self._official_val(found)
+        else:
+            splits = split_records(found["train"] + found.get("val", []), cfg.val_fraction, 0.0, cfg.seed)
+            train, val = splits["train"], splits["val"]
+        self.train_dataset = image_dataset(train, cfg)
+        self.val_dataset = image_dataset(val, cfg)
+        self.test_dataset = image_dataset(found["test"], cfg) if "test" in found else None

@@ -1,0 +1,204 @@
+"""2D ultrasound: fetal standard planes (Burgos-Artizzu et al. 2020) and BUSI breast ultrasound (Al-Dhabyani et al. 2020).
+
+Fetal planes, as unpacked from Zenodo (``FETAL_PLANES_ZENODO``)::
+
+    <root>/FETAL_PLANES_DB_data.csv   semicolon-separated: Image_name;Patient_num;Plane;Brain_plane;Operator;US_Machine;Train
+    <root>/Images/<Image_name>.png
+
+BUSI (``Dataset_BUSI_with_GT``)::
+
+    <root>/Dataset_BUSI_with_GT/{benign,malignant,normal}/benign (1).png
+                                                         /benign (1)_mask.png [, benign (1)_mask_1.png, ...]
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lightning_ssl.config import DataConfig
+from lightning_ssl.data.base import BaseDataModule, DataInfo
+from lightning_ssl.data.errors import DataError
+from lightning_ssl.data.images2d import (
+    Record,
+    check_config,
+    check_mask_sizes,
+    data_root,
+    image_dataset,
+    image_info,
+    list_images,
+    one_line,
+    split_records,
+)
+
+log = logging.getLogger(__name__)
+
+FETAL_CSV = "FETAL_PLANES_DB_data.csv"
+FETAL_COLUMNS = ("Image_name", "Patient_num", "Plane", "Brain_plane", "Operator", "US_Machine", "Train")
+PLANES = ("Fetal abdomen", "Fetal brain", "Fetal femur", "Fetal thorax", "Maternal cervix", "Other")
+METADATA_COLUMNS = {"plane": "Plane", "brain_plane": "Brain_plane", "operator": "Operator", "us_machine": "US_Machine"}
+
+BUSI_FOLDER = "Dataset_BUSI_with_GT"
+BUSI_CLASSES = ("benign", "malignant", "normal")
+BUSI_MASK_NAME = re.compile(r"^(.+)_mask(?:_\d+)?$")
+
+
+@dataclass
+class FetalPlanesConfig(DataConfig):
+    """Fetal ultrasound planes (6 classes) at ``patch_size``: the official train/test split of the CSV's ``Train`` column,
+    ``val_fraction`` of the training patients held out for validation by ``seed``."""
+
+    name: str = "fetal_planes"
+    spatial_dims: int = 2
+    patch_size: list[int] = field(default_factory=lambda: [224, 224])
+    batch_size: int = 32
+    val_fraction: float = 0.1
+
+
+def fetal_folder(root: Path) -> Path:
+    """The folder holding the CSV (``root`` or ``root/FETAL_PLANES_ZENODO``); DataError naming the CSV otherwise."""
+    for base in (root, root / "FETAL_PLANES_ZENODO"):
+        if (base / FETAL_CSV).is_file():
+            return base
+    raise DataError(f"{root / FETAL_CSV} is missing: expected <root>/{FETAL_CSV} and <root>/Images/<Image_name>.png")
+
+
+def read_fetal_csv(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) of every row of the CSV, column names and values stripped; DataError naming missing columns."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle, delimiter=";")
+            header = [name.strip() for name in reader.fieldnames or []]
+            missing = [c for c in FETAL_COLUMNS if c not in header]
+            if missing:
+                raise DataError(
+                    f"{path} lacks the columns {missing} (it has {header}): expected the semicolon-separated {FETAL_CSV}"
+                )
+            rows = [(reader.line_num, {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}) for row in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"cannot read {path}: {one_line(error)}") from None
+    return [(line, row) for line, row in rows if row["Image_name"]]
+
+
+def fetal_record(images: Path, line: int, row: dict[str, str], path: Path) -> tuple[Record, bool]:
+    """The record of one CSV row and whether it is in the official training split."""
+    plane, train = row["Plane"], row["Train"]
+    if plane not in PLANES:
+        raise DataError(f"{path} line {line} ({row['Image_name']}): unknown plane {plane!r}; expected one of {list(PLANES)}")
+    if train not in ("0", "1"):
+        raise DataError(f"{path} line {line} ({row['Image_name']}): Train is {train!r}, expected 1 (train) or 0 (test)")
+    columns = {name: row[column] for name, column in METADATA_COLUMNS.items()}
+    record = Record(images / f"{row['Image_name']}.png", PLANES.index(plane), patient_id=row["Patient_num"], columns=columns)
+    return record, train == "1"
+
+
+class FetalPlanesDataModule(BaseDataModule):
+    """Fetal ultrasound planes: ``image`` (1, H, W) in [0, 1], ``label`` (plane) and ``patient_id``.
+
+    ``column_values`` also serves ``plane``, ``brain_plane``, ``operator`` and ``us_machine``.
+    """
+
+    Config = FetalPlanesConfig
+
+    @property
+    def info(self) -> DataInfo:
+        """One B-mode ultrasound channel, grey levels / 255, six planes."""
+        return image_info(self.config, "ultrasound", "ultrasound (fetal, B-mode)", [p.lower() for p in PLANES])
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read the CSV, check every listed image exists, keep the official test split, hold out val patients."""
+        if self.train_dataset is not None:
+            return
+        cfg = self.config
+        check_config(cfg)
+        base = fetal_folder(data_root(cfg))
+        path = base / FETAL_CSV
+        rows = [fetal_record(base / "Images", line, row, path) for line, row in read_fetal_csv(path)]
+        if not rows:
+            raise DataError(f"{path} lists no images")
+        missing = [r.image for r, _ in rows if not r.image.is_file()]
+        if missing:
+            raise DataError(f"{missing[0]} is listed in {path} but missing ({len(missing)} listed image(s) missing)")
+        train, test = [r for r, is_train in rows if is_train], [r for r, is_train in rows if not is_train]
+        if not train:
+            raise DataError(f"{path} puts no image in the training split (column Train = 1)")
+        splits = split_records(train, cfg.val_fraction, 0.0, cfg.seed)
+        self.train_dataset = image_dataset(splits["train"], cfg)
+        self.val_dataset = image_dataset(splits["val"], cfg)
+        self.test_dataset = image_dataset(test, cfg) if test else None
+
+
+@dataclass
+class BUSIConfig(DataConfig):
+    """BUSI breast ultrasound (benign, malignant, normal) with lesion masks at ``patch_size``, split by image by ``seed``."""
+
+    name: str = "busi"
+    spatial_dims: int = 2
+    patch_size: list[int] = field(default_factory=lambda: [256, 256])
+    batch_size: int = 16
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+
+
+def busi_folder(root: Path) -> Path:
+    """The folder holding the class folders (``root/Dataset_BUSI_with_GT`` or ``root``); DataError explaining the layout."""
+    for base in (root / BUSI_FOLDER, root):
+        if all((base / name).is_dir() for name in BUSI_CLASSES):
+            return base
+    raise DataError(f"no {BUSI_FOLDER}/{{benign,malignant,normal}} folders under {root}: expected the BUSI download, unpacked")
+
+
+def busi_records(folder: Path, label: int) -> list[Record]:
+    """The images of one class folder with their masks; DataError naming an image without a mask."""
+    images, masks = [], {}
+    for path in list_images(folder):
+        match = BUSI_MASK_NAME.match(path.stem)
+        if match:
+            masks.setdefault(match.group(1), []).append(path)
+        else:
+            images.append(path)
+    records = []
+    for image in images:
+        found = tuple(sorted(masks.pop(image.stem, []), key=lambda p: (len(p.name), p.name)))
+        if not found:
+            raise DataError(f"{image} has no mask: expected {image.with_name(image.stem + '_mask.png').name} beside it")
+        records.append(Record(image, label, masks=found))
+    if masks:
+        log.warning("%d BUSI mask(s) in %s have no image, e.g. %s", len(masks), folder, next(iter(masks.values()))[0].name)
+    return records
+
+
+class BUSIDataModule(BaseDataModule):
+    """BUSI: ``image`` (1, H, W) in [0, 1], ``label`` and ``mask`` (1, H, W) uint8 {0, 1}, the union of an image's masks.
+
+    BUSI does not say which images come from the same woman (780 images of 600 women), so the split
+    is by image and an image of one woman may share her other images' split or not; items carry no
+    ``patient_id`` (so BYOL's patient-metadata head turns itself off).
+    """
+
+    Config = BUSIConfig
+
+    @property
+    def info(self) -> DataInfo:
+        """One B-mode ultrasound channel, grey levels / 255, three classes."""
+        return image_info(self.config, "ultrasound", "ultrasound (breast, B-mode)", BUSI_CLASSES)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Pair images with masks, check their sizes match (headers only), split by image."""
+        if self.train_dataset is not None:
+            return
+        cfg = self.config
+        check_config(cfg)
+        base = busi_folder(data_root(cfg))
+        records = [r for label, name in enumerate(BUSI_CLASSES) for r in busi_records(base / name, label)]
+        if not records:
+            raise DataError(f"no images in {base}/{{benign,malignant,normal}}: expected e.g. benign/benign (1).png")
+        for record in records:
+            check_mask_sizes(record.image, record.masks)
+        splits = split_records(records, cfg.val_fraction, cfg.test_fraction, cfg.seed, key=lambda r: str(r.image))
+        self.train_dataset = image_dataset(splits["train"], cfg)
+        self.val_dataset = image_dataset(splits["val"], cfg)
+        self.test_dataset = image_dataset(splits["test"], cfg) if splits["test"] else None

@@ -1,0 +1,212 @@
+"""CheX (Kermany chest X-rays): official layout, patients from file names, patient-wise train/val split, errors."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+
+from lightning_ssl.cli import main
+from lightning_ssl.config import build_config
+from lightning_ssl.data import DATASETS, CheXDataModule
+from lightning_ssl.data.chex import patient_and_kind
+from lightning_ssl.data.errors import DataError
+from lightning_ssl.train import pretrain
+
+LAYOUT = {
+    "train": {
+        "NORMAL": [
+            "IM-0115-0001",
+            "IM-0115-0002",
+            "IM-0117-0001",
+            "IM-0119-0001",
+            "NORMAL2-IM-0027-0001",
+            "NORMAL2-IM-0027-0002",
+        ],
+        "PNEUMONIA": [
+            "person1_bacteria_1",
+            "person1_virus_6",
+            "person2_bacteria_3",
+            "person3_virus_7",
+            "person4_bacteria_9",
+            "person4_bacteria_10",
+            "person5_virus_11",
+            "person6_bacteria_12",
+        ],
+    },
+    "val": {"NORMAL": ["NORMAL2-IM-1427-0001"], "PNEUMONIA": ["person1946_bacteria_4874", "person1946_bacteria_4875"]},
+    "test": {"NORMAL": ["IM-0001-0001", "IM-0003-0001"], "PNEUMONIA": ["person100_bacteria_475", "person101_virus_187"]},
+}
+COUNTS = {split: sum(len(names) for names in folders.values()) for split, folders in LAYOUT.items()}
+
+
+def _jpeg(path, seed, value=None, rgb=False):
+    pixels = (
+        np.random.default_rng(seed).integers(0, 256, (40, 48), dtype=np.uint8)
+        if value is None
+        else np.full((40, 48), value, np.uint8)
+    )
+    image = Image.fromarray(pixels)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (image.convert("RGB") if rgb else image).save(path, "JPEG", quality=95)
+    return path
+
+
+def _chex(root):
+    files = [(split, folder, name) for split, folders in LAYOUT.items() for folder, names in folders.items() for name in names]
+    for seed, (split, folder, name) in enumerate(files):
+        _jpeg(root / "chest_xray" / split / folder / f"{name}.jpeg", seed=seed)
+    return root
+
+
+@pytest.fixture
+def chex(tmp_path):
+    return _chex(tmp_path / "data")
+
+
+def _datamodule(root, **overrides):
+    settings = {"patch_size": [32, 32], "batch_size": 4, "val_fraction": 0.3, **overrides}
+    return CheXDataModule(OmegaConf.structured(CheXDataModule.Config(root=None if root is None else str(root), **settings)))
+
+
+def _setup(root, **overrides):
+    dm = _datamodule(root, **overrides)
+    dm.setup()
+    return dm
+
+
+def _patients(dataset):
+    return set(dataset.column_values("patient_id"))
+
+
+def test_patients_and_types_come_from_the_file_names():
+    assert patient_and_kind("person1_bacteria_1") == ("person1", "bacteria")
+    assert patient_and_kind("person1_virus_6") == ("person1", "virus")
+    assert patient_and_kind("IM-0115-0001") == ("IM-0115", None)
+    assert patient_and_kind("NORMAL2-IM-0027-0001") == ("NORMAL2-IM-0027", None)
+    assert patient_and_kind("scan_42") == (None, None)
+
+
+def test_items_follow_the_contract(chex):
+    _jpeg(chex / "chest_xray" / "test" / "NORMAL" / "IM-0001-0001.jpeg", seed=0, value=102, rgb=True)
+    dm = _setup(chex)
+    item = dm.test_dataset[0]
+    assert set(item) == {"image", "label", "patient_id"}
+    assert item["image"].shape == (1, 32, 32) and item["image"].dtype == torch.float32
+    assert torch.allclose(item["image"], torch.full((1, 32, 32), 0.4), atol=2 / 255)  # RGB JPEG read as grey / 255
+    assert item["label"].dtype == torch.int64 and item["label"].ndim == 0 and item["label"] == 0
+    assert item["patient_id"] == "IM-0001"
+    info = dm.info
+    assert (info.spatial_dims, info.in_channels, info.patch_size, info.class_names) == (2, 1, [32, 32], ["normal", "pneumonia"])
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (4, 1, 32, 32) and 0 <= batch["image"].min() and batch["image"].max() <= 1
+    assert batch["label"].dtype == torch.int64 and len(batch["patient_id"]) == 4
+
+
+def test_train_and_val_are_resplit_by_patient_and_the_official_test_kept(chex):
+    dm = _setup(chex)
+    train, val = _patients(dm.train_dataset), _patients(dm.val_dataset)
+    assert not train & val and len(val) == 4  # 0.3 of the 13 patients of train + val
+    assert len(dm.train_dataset) + len(dm.val_dataset) == COUNTS["train"] + COUNTS["val"]
+    assert [r.image.stem for r in dm.test_dataset.records] == LAYOUT["test"]["NORMAL"] + LAYOUT["test"]["PNEUMONIA"]
+    assert _patients(_setup(chex).val_dataset) == val  # deterministic for one seed
+    assert {frozenset(_patients(_setup(chex, seed=s).val_dataset)) for s in range(4)} != {frozenset(val)}
+    assert dm.train_labels().tolist() == [int(r.label) for r in dm.train_dataset.records]
+    assert set(dm.metadata_vocabulary("patient_id")) == train
+
+
+def test_official_val_keeps_the_16_image_split_and_root_may_be_the_chest_xray_folder(chex):
+    dm = _setup(chex / "chest_xray", official_val=True)
+    assert len(dm.train_dataset) == COUNTS["train"] and len(dm.val_dataset) == COUNTS["val"]
+    assert _patients(dm.val_dataset) == {"NORMAL2-IM-1427", "person1946"}
+
+
+def test_three_classes_read_the_pneumonia_type(chex):
+    dm = _setup(chex, classes="three", official_val=True)
+    labels = {r.image.stem: int(r.label) for r in dm.train_dataset.records}
+    assert labels["IM-0115-0001"] == 0 and labels["person1_bacteria_1"] == 1 and labels["person1_virus_6"] == 2
+    assert dm.info.class_names == ["normal", "bacteria", "virus"] and dm.info.num_classes == 3
+
+
+def test_unmatched_names_are_their_own_patients_with_one_warning(chex, caplog):
+    for name in ("scan_a", "scan_b"):
+        _jpeg(chex / "chest_xray" / "train" / "PNEUMONIA" / f"{name}.jpeg", seed=1)
+    with caplog.at_level(logging.WARNING):
+        dm = _setup(chex, official_val=True)
+    assert {"scan_a", "scan_b"} <= _patients(dm.train_dataset)
+    warnings = [r.message for r in caplog.records if "match neither" in r.message]
+    assert len(warnings) == 1 and warnings[0].startswith("2 CheX file name(s)")
+    with pytest.raises(DataError, match=r"scan_a.jpeg .* does not say bacteria or virus: use data.classes=binary"):
+        _setup(chex, classes="three")
+
+
+def test_label_budgets_and_memory_cache(chex):
+    dm = _setup(chex, label_budget=4)
+    labeled, unlabeled = dm.budget_indices()
+    assert len(labeled) == 4 and len(labeled) + len(unlabeled) == len(dm.train_dataset)
+    assert set(dm.train_labels()[labeled].tolist()) == {0, 1}  # stratified
+    with pytest.raises(DataError, match="asks for 100 labels but the training split has"):
+        _setup(chex, label_budget=100).budget_indices()
+    cached = _setup(chex, cache="memory")
+    assert len(cached.train_dataset._cache) == len(cached.train_dataset)
+    assert torch.equal(cached.train_dataset[3]["image"], dm.train_dataset[3]["image"])
+    with pytest.raises(DataError, match="data.cache='disk' is not supported for 2D images"):
+        _setup(chex, cache="disk")
+
+
+def test_layout_errors_explain_the_expected_layout(tmp_path):
+    with pytest.raises(DataError, match=r"no chest_xray/train folder under .*: expected <root>/chest_xray/\{train,val,test\}"):
+        _setup(tmp_path)
+    (tmp_path / "chest_xray" / "train" / "NORMAL").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"chest_xray/train/PNEUMONIA is missing"):
+        _setup(tmp_path)
+    (tmp_path / "chest_xray" / "train" / "PNEUMONIA").mkdir()
+    with pytest.raises(DataError, match=r"no images in .*chest_xray/train/\{NORMAL,PNEUMONIA\}"):
+        _setup(tmp_path)
+    with pytest.raises(DataError, match="data.root is not set"):
+        _setup(None)
+
+
+def test_truncated_jpeg_is_named_when_read_and_by_check_data(chex, capsys):
+    path = chex / "chest_xray" / "test" / "PNEUMONIA" / "person100_bacteria_475.jpeg"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    dm = _setup(chex)
+    index = next(i for i, r in enumerate(dm.test_dataset.records) if r.image == path)
+    with pytest.raises(DataError, match=r"cannot read .*person100_bacteria_475.jpeg: image file is truncated"):
+        dm.test_dataset[index]
+    assert main(["check-data", "data=chex", f"data.root={chex}", "data.patch_size=[32,32]"]) == 1
+    out = capsys.readouterr().out
+    assert "problems found: 1" in out and "person100_bacteria_475.jpeg" in out
+
+
+def test_check_data_prints_the_summary(chex, capsys):
+    assert main(["check-data", "data=chex", f"data.root={chex}", "data.patch_size=[32,32]", "data.val_fraction=0.3"]) == 0
+    out = capsys.readouterr().out
+    assert "problems found: 0" in out and "normal: " in out and "pneumonia: " in out and "1x32x32" in out
+    test_row = next(line for line in out.splitlines() if line.startswith("test "))
+    assert test_row.split()[1:3] == [str(COUNTS["test"]), "4"]
+
+
+def test_simclr_with_the_patient_metadata_head_runs_on_chex(chex, tmp_path, caplog):
+    overrides = [
+        "method=simclr",
+        "data=chex",
+        f"data.root={chex}",
+        "data.patch_size=[32,32]",
+        "data.batch_size=4",
+        "data.val_fraction=0.3",
+        "method.metadata_head=true",
+        "network.features=[4,8,16]",
+        "trainer.max_steps=2",
+        "trainer.enable_progress_bar=false",
+        f"output_dir={tmp_path / 'runs'}",
+    ]
+    cfg = build_config(overrides)
+    patients = len(DATASETS["chex"](cfg.data).metadata_vocabulary("patient_id"))
+    with caplog.at_level(logging.INFO):
+        result = pretrain(cfg)
+    assert f"metadata head: cross-entropy over {patients} values of 'patient_id'" in caplog.text
+    assert result.last_checkpoint is not None and result.last_checkpoint.is_file()
