@@ -29,8 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import _official_genesis_numpy as official  # noqa: E402
-from lightning_ssl.transforms import genesis  # noqa: E402
+import _official_genesis_numpy as official
+
+from lightning_ssl.transforms import genesis
 
 SHAPE = (6, 1, 64, 64, 32)
 RESULTS = ROOT / "results" / "genesis_transforms.md"

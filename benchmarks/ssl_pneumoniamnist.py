@@ -33,6 +33,7 @@ from torchmetrics.classification import BinaryAUROC
 
 from lightning_ssl.config import build_config
 from lightning_ssl.data import DATASETS
+from lightning_ssl.data.medmnist import MD5, md5_file
 from lightning_ssl.methods import METHODS
 from lightning_ssl.methods.base import BaseMethod
 from lightning_ssl.train import pretrain
@@ -67,6 +68,15 @@ class MethodResult:
     setup: str
     pretrained: ProbeScore
     random_init: ProbeScore
+
+
+@dataclass
+class DataSummary:
+    """The data file as measured: images per split, test majority-class share, md5."""
+
+    sizes: dict[str, int]
+    prior: float
+    md5: str
 
 
 @dataclass
@@ -176,12 +186,13 @@ def run_method(name: str, data_root: Path, output_dir: Path, epochs: int, seed: 
     )
 
 
-def data_summary(data_root: Path) -> tuple[dict[str, int], float]:
-    """Images per split, and the share of the most frequent class in the test split."""
-    with np.load(data_root / DATA_FILE) as archive:
+def data_summary(data_root: Path) -> DataSummary:
+    """Images per split, the test split's majority share and the file's md5 against the official one."""
+    path = data_root / DATA_FILE
+    with np.load(path) as archive:
         sizes = {split: len(archive[f"{split}_labels"]) for split in ("train", "val", "test")}
         test_labels = archive["test_labels"].ravel()
-    return sizes, np.bincount(test_labels).max() / test_labels.size
+    return DataSummary(sizes, np.bincount(test_labels).max() / test_labels.size, md5_file(path))
 
 
 def table(results: list[MethodResult]) -> str:
@@ -198,6 +209,11 @@ def table(results: list[MethodResult]) -> str:
     return "\n".join([header, *rows])
 
 
+def enumerate_names(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 def comparison(results: list[MethodResult], metric: str) -> str:
     """One sentence naming which methods beat their random-init baseline on ``metric`` (accuracy or auc)."""
     label = {"accuracy": "test accuracy", "auc": "test AUC"}[metric]
@@ -206,50 +222,70 @@ def comparison(results: list[MethodResult], metric: str) -> str:
     not_better = [f"{name} ({diff:+.3f})" for name, diff in diffs.items() if diff <= 0]
     parts = []
     if better:
-        parts.append(f"{', '.join(better)} beat{'s' if len(better) == 1 else ''} {'its' if len(better) == 1 else 'their'} "
-                     "random-init baseline")
+        parts.append(f"{enumerate_names(better)} {'beats its' if len(better) == 1 else 'beat their'} random-init baseline")
     if not_better:
-        parts.append(f"{', '.join(not_better)} did not")
+        baseline = "" if better else f" beat {'its' if len(not_better) == 1 else 'their'} random-init baseline"
+        parts.append(f"{enumerate_names(not_better)} did not{baseline}")
     return f"On linear-probe {label} (pretrained minus random init in brackets), {'; '.join(parts)}."
 
 
-def report(results: list[MethodResult], args: argparse.Namespace, sizes: dict[str, int], prior: float, total: float) -> str:
+def notes(results: list[MethodResult], prior: float) -> str:
+    """Plain sentences generated from the numbers: baselines beaten or not, majority class, identical baselines."""
+    below_prior = [r.name for r in results if r.pretrained.accuracy <= prior]
+    sentences = [comparison(results, "auc"), comparison(results, "accuracy")]
+    if below_prior:
+        sentences.append(f"The pretrained linear probe of {', '.join(below_prior)} is no more accurate than always predicting "
+                         "the majority class.")
+    else:
+        sentences.append("Every pretrained linear probe is more accurate than always predicting the majority class.")
+    if len(results) > 1 and len({(r.setup, r.random_init.accuracy, r.random_init.auc) for r in results}) == 1:
+        sentences.append("The random-init scores are the same for every method: all build the same encoder from the same seed.")
+    return " ".join(sentences)
+
+
+def setups(results: list[MethodResult]) -> str:
+    """The configs of the runs, written once when every method shares it."""
+    if len({r.setup for r in results}) == 1:
+        return f"{results[0].setup} for every method"
+    return "; ".join(f"{r.name}: {r.setup}" for r in results)
+
+
+def report(results: list[MethodResult], args: argparse.Namespace, data: DataSummary, loads: tuple[float, float],
+           total: float) -> str:
     """The markdown report: intro, command, versions, machine, table and the comparison generated from the numbers."""
     epochs, probe_steps = schedule(args)
     command = shlex.join(["python", "benchmarks/ssl_pneumoniamnist.py", *sys.argv[1:]])
-    below_prior = [r.name for r in results if r.pretrained.accuracy <= prior]
-    prior_note = (
-        f"The pretrained linear probe of {', '.join(below_prior)} is no more accurate than always predicting the majority class."
-        if below_prior else "Every pretrained linear probe is more accurate than always predicting the majority class."
-    )
-    setups = "; ".join(f"{r.name}: {r.setup}" for r in results)
+    official = "the official 28 px file" if data.md5 == MD5[DATA_FILE] else f"not the official 28 px file's {MD5[DATA_FILE]}"
     quick = " (`--quick` smoke check, not a measurement)" if args.quick else ""
+    sizes = " / ".join(f"{n:,} {split}" for split, n in data.sizes.items())
     return f"""# Self-supervised pretraining on PneumoniaMNIST: linear probe vs random initialisation{quick}
 
-Each method is pretrained with its default config (`make pretrain METHOD=<method> DATA=pneumoniamnist`) on the
-train split of the real PneumoniaMNIST (MedMNIST v2, pediatric chest X-rays, normal vs pneumonia, 28x28 px
-grayscale; {sizes["train"]:,} train / {sizes["val"]:,} val / {sizes["test"]:,} test images): a small, low-resolution
-set and short runs, so the figures below are as measured on one seed, not tuned results. The validation loss and
-the online linear probe (trained during pretraining on detached pooled encoder features, scored on the val split)
-come from the run's metrics.csv. The linear evaluation then freezes the encoder (eval mode), extracts its pooled
-bottleneck features of the full train and test splits, standardises them with the train mean/std and fits a
-logistic regression on train (full batch, Adam lr {PROBE_LR}, weight decay {PROBE_WEIGHT_DECAY}, {probe_steps} steps,
-seed {args.seed}; fixed in the script, never tuned on test), scored on test. The random-init columns probe the same
-architecture built from the same hyper-parameters after `torch.manual_seed({args.seed})`, without training.
+Each method is pretrained with its default config (`make pretrain METHOD=<method> DATA=pneumoniamnist`) on the \
+train split of the real PneumoniaMNIST: pediatric chest X-rays, normal vs pneumonia, 28x28 px grayscale, \
+{sizes} images. It is a small, low-resolution set and these are short single-seed runs: the figures are as \
+measured, not tuned results.
+
+The validation loss and the online linear probe (trained during pretraining on detached pooled encoder features, \
+scored on the val split) come from each run's metrics.csv. The linear evaluation then freezes the encoder (eval \
+mode), extracts its pooled bottleneck features of the full train and test splits, standardises them with the train \
+mean/std, fits a logistic regression on train (full batch, Adam lr {PROBE_LR}, weight decay {PROBE_WEIGHT_DECAY}, \
+{probe_steps} steps, seed {args.seed}; fixed in the script, never tuned on test) and scores it on test. The random-init \
+columns probe the same architecture, built from the same hyper-parameters after `torch.manual_seed({args.seed})`, untrained.
 
 - Date: {date.today().isoformat()}
 - Command (from the repository root): `{command}`
-- Epochs {epochs}, seed {args.seed}, data `{args.data}/{DATA_FILE}`; configs: {setups}
+- Epochs {epochs}, seed {args.seed}; config: {setups(results)}
+- Data: `{args.data}/{DATA_FILE}`, md5 {data.md5} ({official})
 - Software: Python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads), \
 pytorch-lightning {pl.__version__}, monai {monai.__version__}
-- Machine: {os.cpu_count()} CPU cores ({platform.machine()}), no GPU; other jobs may share the cores, so times are noisy \
-(1-minute load average at the end: {os.getloadavg()[0]:.2f}). Whole benchmark: {total:.0f} s
+- Machine: {os.cpu_count()} CPU cores ({platform.machine()}), no GPU, shared with other jobs: 1-minute load average \
+{loads[0]:.2f} at the start, {loads[1]:.2f} at the end, so the times are noisy. Whole benchmark: {total:.0f} s
 - Time (s) is the wall clock of `pretrain()`: data loading, training, validation and checkpoints
-- Test split majority-class share (accuracy of always predicting it): {prior:.3f}
+- Test split majority-class share (the accuracy of always predicting it): {data.prior:.3f}
 
 {table(results)}
 
-{comparison(results, "auc")} {comparison(results, "accuracy")} {prior_note}
+{notes(results, data.prior)}
 One seed and no repeats: differences of a point or two are within run-to-run noise.
 """
 
@@ -278,11 +314,11 @@ def main() -> None:
     if not (data_root / DATA_FILE).is_file():
         sys.exit(f"PneumoniaMNIST not found: {data_root / DATA_FILE} is absent (pass --data FOLDER holding {DATA_FILE})")
     epochs, probe_steps = schedule(args)
-    start = time.perf_counter()
+    start, load_start = time.perf_counter(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="ssl_pneumoniamnist_") as output_dir:
         results = [run_method(name, data_root, Path(output_dir), epochs, args.seed, probe_steps) for name in args.methods]
-    sizes, prior = data_summary(data_root)
-    text = report(results, args, sizes, prior, time.perf_counter() - start)
+    loads = (load_start, os.getloadavg()[0])
+    text = report(results, args, data_summary(data_root), loads, time.perf_counter() - start)
     output = from_repo(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)

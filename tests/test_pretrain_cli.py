@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from helpers import tiny
+
 from lightning_ssl.cli import main
 
 REPO = Path(__file__).resolve().parents[1]

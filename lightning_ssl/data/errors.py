@@ -2,6 +2,23 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 
 class DataError(ValueError):
     """Input data that cannot be used (missing, unreadable, inconsistent), found before training starts."""
+
+
+@contextmanager
+def data_errors() -> Iterator[None]:
+    """Re-raise the DataError that MONAI wrapped in its RuntimeError("applying transform ...")."""
+    try:
+        yield
+    except RuntimeError as error:
+        cause: BaseException | None = error
+        while cause is not None and not isinstance(cause, DataError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        raise cause from None

@@ -15,4 +15,4 @@ METHODS: dict[str, type[BaseMethod]] = {
     "byol": BYOLMethod,
 }
 
-__all__ = ["METHODS", "BaseMethod", "BYOLMethod", "ContextRestorationMethod", "GenesisMethod", "SimCLRMethod"]
+__all__ = ["METHODS", "BYOLMethod", "BaseMethod", "ContextRestorationMethod", "GenesisMethod", "SimCLRMethod"]

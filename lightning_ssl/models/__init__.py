@@ -27,18 +27,18 @@ def build_network(name: str, **kwargs: Any) -> nn.Module:
 
 
 __all__ = [
-    "NETWORKS",
-    "build_network",
-    "has_decoder",
     "MLP",
+    "NETWORKS",
+    "ClassificationHead",
+    "EncoderClassifier",
+    "GenesisUNet3D",
     "MetadataHead",
     "OnlineProbe",
     "ResNetEncoder",
     "ResNetNetwork",
     "UNet",
-    "UNetEncoder",
     "UNetDecoder",
-    "GenesisUNet3D",
-    "ClassificationHead",
-    "EncoderClassifier",
+    "UNetEncoder",
+    "build_network",
+    "has_decoder",
 ]

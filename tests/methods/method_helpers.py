@@ -6,9 +6,9 @@ import csv
 from pathlib import Path
 
 import numpy as np
+from conftest import shared_file
 from omegaconf import OmegaConf
 
-from conftest import shared_file
 from lightning_ssl.config import build_config
 from lightning_ssl.data import DATASETS
 from lightning_ssl.methods import METHODS

@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
+from helpers import tiny
+from method_helpers import build_method, pneumoniamnist_run, small
 from omegaconf import OmegaConf
 
 import lightning_ssl.methods.byol as byol_module
-from helpers import tiny
 from lightning_ssl.config import build_config
 from lightning_ssl.data import DATASETS
 from lightning_ssl.methods import BYOLMethod
 from lightning_ssl.methods.byol import target_momentum
 from lightning_ssl.models import MetadataHead
-from method_helpers import build_method, pneumoniamnist_run, small
 
 
 def _flat(module: torch.nn.Module) -> torch.Tensor:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from helpers import tiny
+from method_helpers import build_method, pneumoniamnist_run, small
+
 from lightning_ssl.config import build_config
 from lightning_ssl.train import pretrain
-from method_helpers import build_method, pneumoniamnist_run, small
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])

@@ -3,10 +3,10 @@
 import pytest
 import pytorch_lightning as pl
 import torch
-from omegaconf import OmegaConf
-
 from conftest import shared_file
 from helpers import tiny
+from omegaconf import OmegaConf
+
 from lightning_ssl.config import build_config
 from lightning_ssl.data import DATASETS
 from lightning_ssl.methods import GenesisMethod

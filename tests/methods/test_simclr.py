@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny
+from method_helpers import build_method, pneumoniamnist_run, small
 
 import zoo
-from helpers import tiny
 from lightning_ssl.config import build_config
 from lightning_ssl.train import pretrain
-from method_helpers import build_method, pneumoniamnist_run, small
 
 REPO = Path(__file__).resolve().parents[2]
 

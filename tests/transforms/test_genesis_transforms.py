@@ -25,7 +25,7 @@ from lightning_ssl.transforms.genesis import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import _official_genesis_numpy as official  # noqa: E402
+import _official_genesis_numpy as official
 
 NO_CORRUPTION = dict(flip_rate=0.0, local_rate=0.0, nonlinear_rate=0.0, paint_rate=0.0)
 

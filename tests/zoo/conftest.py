@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from zoo_helpers import Server
 
 import zoo
-from zoo_helpers import Server
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +36,7 @@ def http_server(tmp_path: Path) -> Iterator[Server]:
     state = Server(root=root, url="")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        def do_GET(self) -> None:
             state.requests.append({"path": self.path, **dict(self.headers)})
             if state.fail_first > 0:
                 state.fail_first -= 1

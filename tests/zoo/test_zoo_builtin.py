@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import torch
 from torch import nn
+from zoo_helpers import Server, small_unet, unet_kwargs, unet_metadata
 
 import zoo
 from lightning_ssl.models import build_network
-from zoo_helpers import Server, small_unet, unet_kwargs, unet_metadata
 
 FILENAME = "toy_official.pt"
 

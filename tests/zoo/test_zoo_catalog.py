@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from zoo_helpers import small_unet, unet_metadata
 
 import zoo
 from zoo.checksum import sha256_file
-from zoo_helpers import small_unet, unet_metadata
 
 CARD_METADATA = {
     "method": "context_restoration",

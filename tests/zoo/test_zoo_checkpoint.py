@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import torch
+from zoo_helpers import small_unet, unet_metadata
 
 import zoo
-from zoo_helpers import small_unet, unet_metadata
 
 
 @dataclass

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from zoo_helpers import small_unet, unet_metadata
 
 import zoo
 from zoo.cli import main
-from zoo_helpers import small_unet, unet_metadata
 
 
 def test_publish_list_info(tmp_path: Path, store: Path, capsys: pytest.CaptureFixture) -> None:

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+from zoo_helpers import Server
 
 import zoo
-from zoo_helpers import Server
 
 PAYLOAD = os.urandom(300_000)
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from zoo_helpers import Server
 
 import zoo
 from lightning_ssl.models import GenesisUNet3D
 from zoo.builtin import convert_genesis_chest_ct
-from zoo_helpers import Server
 
 
 @dataclasses.dataclass

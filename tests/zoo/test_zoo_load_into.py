@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from zoo_helpers import small_unet, unet_metadata
 
 import zoo
-from zoo_helpers import small_unet, unet_metadata
 
 
 class WrappedEncoder(nn.Module):

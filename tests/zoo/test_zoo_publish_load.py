@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
+from zoo_helpers import module, random_input, small_unet, unet_metadata
 
 import zoo
 from zoo.checksum import sha256_file
-from zoo_helpers import module, random_input, small_unet, unet_metadata
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])

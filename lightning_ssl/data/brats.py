@@ -1,0 +1,479 @@
+"""BraTS brain-tumour MRI: four co-registered modalities per case, tumour labels, patches inside the brain.
+
+Three official layouts, recognised from the file names (cases directly under ``root`` or one folder deeper):
+
+- 2017-2020: ``<case>/<case>_{t1,t1ce,t2,flair,seg}.nii.gz``, labels {0, 1, 2, 4};
+- 2021: ``BraTS2021_00000/BraTS2021_00000_{t1,t1ce,t2,flair,seg}.nii.gz``, labels {0, 1, 2, 4};
+- 2023 and later: ``BraTS-GLI-00000-000/BraTS-GLI-00000-000-{t1n,t1c,t2w,t2f,seg}.nii.gz``, labels {0, 1, 2, 3}.
+
+Channels are always (t1, t1ce, t2, flair); labels are mapped to one canonical map (see ``LABEL_NAMES``).
+Cases without a seg file (validation/test cases) are unlabeled: when any case has labels, the splits hold
+the labeled cases (items carry ``mask``) and ``unlabeled_dataset()`` returns the others; when none has,
+the splits hold every case and no item carries ``mask``. Whole cases are read through MONAI and cached as
+``data.cache`` says; patches are cut from them per item, so real BraTS never has to sit in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import torch
+from monai.transforms import Compose, LoadImage, Transform
+from torch.utils.data import ConcatDataset, Dataset, Subset
+from tqdm.auto import tqdm
+
+from lightning_ssl.config import ConfigError, DataConfig
+from lightning_ssl.data.base import (
+    BaseDataModule,
+    DataInfo,
+    WithoutLabels,
+    body_box,
+    cached_dataset,
+    crop,
+    sample_patch_origins,
+    split_patients,
+)
+from lightning_ssl.data.budget import labeled_subset
+from lightning_ssl.data.errors import DataError, data_errors
+from lightning_ssl.data.intensity import normalise_mri
+
+MODALITIES = ("t1", "t1ce", "t2", "flair")
+LABEL_NAMES = ("background", "necrotic / non-enhancing tumour core", "edema", "enhancing tumour")
+REGION_NAMES = ("whole tumour", "tumour core", "enhancing tumour")
+CONVENTIONS: dict[str, dict[int, int]] = {"2017": {0: 0, 1: 1, 2: 2, 4: 3}, "2023": {0: 0, 1: 1, 2: 2, 3: 3}}
+"""Label values of each BraTS convention -> canonical label (``LABEL_NAMES``)."""
+NORMALISATIONS = {
+    "zscore": "per-modality z-score over brain voxels (non-zero), then min-max over the brain to [0, 1]; background 0",
+    "minmax": "per-modality min-max over brain voxels (non-zero) to [0, 1]; background 0",
+}
+NIFTI = (".nii.gz", ".nii")
+
+
+def intensity_of(normalisation: str) -> str:
+    """The description of a ``data.mri_normalisation`` for the model's input contract."""
+    if normalisation not in NORMALISATIONS:
+        raise ConfigError(f"data.mri_normalisation={normalisation!r} is not one of {', '.join(NORMALISATIONS)}")
+    return NORMALISATIONS[normalisation]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One BraTS file naming: ``<case><separator><suffix>.nii.gz`` per modality and seg, and its label convention."""
+
+    name: str
+    separator: str
+    suffixes: dict[str, str]
+    convention: str
+
+    def stem(self, case: str, key: str) -> str:
+        """The file name of ``key`` (a modality or ``seg``) of ``case``, without extension."""
+        return f"{case}{self.separator}{self.suffixes[key]}"
+
+    def example(self, case: str = "<case>") -> str:
+        """The expected names of one case's files, for messages."""
+        names = ",".join(self.suffixes[k] for k in (*MODALITIES, "seg"))
+        return f"{case}/{case}{self.separator}{{{names}}}.nii.gz"
+
+
+_OLD_NAMES = {"t1": "t1", "t1ce": "t1ce", "t2": "t2", "flair": "flair", "seg": "seg"}
+LAYOUTS = (
+    Layout("2023", "-", {"t1": "t1n", "t1ce": "t1c", "t2": "t2w", "flair": "t2f", "seg": "seg"}, "2023"),
+    Layout("2021", "_", _OLD_NAMES, "2017"),
+    Layout("2017-2020", "_", _OLD_NAMES, "2017"),
+)
+
+
+@dataclass
+class BraTSConfig(DataConfig):
+    """BraTS cases under ``root``; ``label_convention``: auto (from the layout), 2017 (labels 0,1,2,4) or 2023 (0,1,2,3).
+
+    ``mri_normalisation``: zscore or minmax over brain voxels, then [0, 1]. ``patches_per_case`` patches are cut
+    from each case per epoch; uncached, each one reads its case again (``data.cache=memory|disk`` reads once).
+    """
+
+    name: str = "brats"
+    patch_size: list[int] = field(default_factory=lambda: [96, 96, 64])
+    batch_size: int = 2
+    label_convention: str = "auto"
+    mri_normalisation: str = "zscore"
+    patches_per_case: int = 1
+    val_fraction: float = 0.2
+    test_fraction: float = 0.0
+
+
+@dataclass
+class Case:
+    """One case's files: a path per modality, and ``seg`` when it is labeled."""
+
+    case_id: str
+    layout: Layout
+    files: dict[str, Path]
+
+    @property
+    def labeled(self) -> bool:
+        """True when the case has a segmentation."""
+        return "seg" in self.files
+
+
+def _nifti(folder: Path, stem: str) -> Path | None:
+    return next((folder / f"{stem}{ext}" for ext in NIFTI if (folder / f"{stem}{ext}").is_file()), None)
+
+
+def _visible(path: Path, root: Path) -> bool:
+    return not any(part.startswith((".", "__")) for part in path.relative_to(root).parts)
+
+
+def case_folders(root: Path) -> list[Path]:
+    """Folders one or two levels under ``root`` that hold NIfTI files (hidden and ``__MACOSX`` folders skipped)."""
+    files = [*root.glob("*/*.nii*"), *root.glob("*/*/*.nii*")]
+    return sorted({f.parent for f in files if f.name.endswith(NIFTI) and _visible(f, root)})
+
+
+def detect_layout(folder: Path) -> Layout:
+    """The layout whose names the folder's files follow (the folder name is the case id)."""
+    case = folder.name
+    for layout in LAYOUTS:
+        named = any(_nifti(folder, layout.stem(case, key)) for key in layout.suffixes)
+        if named and (layout.name != "2021" or case.startswith("BraTS2021_")):
+            return layout
+    found = ", ".join(sorted(p.name for p in folder.iterdir() if p.name.endswith(NIFTI))[:4])
+    raise DataError(
+        f"{folder} matches no BraTS layout (found {found}): expected {LAYOUTS[2].example()} (2017-2021) "
+        f"or {LAYOUTS[0].example()} (2023+), the folder named after the case"
+    )
+
+
+def read_case(folder: Path) -> Case:
+    """The case in ``folder``; DataError naming the case and the missing file when a modality is absent."""
+    layout, case = detect_layout(folder), folder.name
+    files = {key: _nifti(folder, layout.stem(case, key)) for key in (*MODALITIES, "seg")}
+    missing = [f"{layout.stem(case, k)}.nii.gz" for k in MODALITIES if files[k] is None]
+    if missing:
+        raise DataError(
+            f"case {case} ({folder}) is missing {', '.join(missing)}: BraTS {layout.name} needs {layout.example(case)}"
+        )
+    return Case(case, layout, {key: path for key, path in files.items() if path is not None})
+
+
+def find_cases(root: str | Path | None) -> list[Case]:
+    """Every case under ``root``, sorted by id; DataError for a missing or empty root and for duplicate ids."""
+    if root is None:
+        raise DataError("data.root is not set: pass data.root=/path/to/brats (the folder holding the case folders)")
+    folder = Path(root).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"data.root={str(root)!r} is not a folder: point it at the folder holding the BraTS case folders")
+    cases = [read_case(f) for f in case_folders(folder)]
+    if not cases:
+        raise DataError(
+            f"no BraTS case under {folder}: expected <root>/{LAYOUTS[2].example()} or <root>/{LAYOUTS[0].example()} "
+            f"(cases may sit one folder deeper)"
+        )
+    seen: dict[str, Case] = {}
+    for case in cases:
+        if case.case_id in seen:
+            first, second = seen[case.case_id].files["t1"].parent, case.files["t1"].parent
+            raise DataError(f"case {case.case_id} is found twice, in {first} and {second}: keep one copy under data.root")
+        seen[case.case_id] = case
+    return sorted(cases, key=lambda c: c.case_id)
+
+
+def header_shape(path: Path) -> tuple[int, ...]:
+    """The volume shape from a NIfTI header (nibabel reads only the header, MONAI's LoadImage the whole volume)."""
+    try:
+        return tuple(int(s) for s in nib.load(str(path)).shape)
+    except Exception as error:
+        raise DataError(f"cannot read {path}: {_first_line(error)} (is the file complete and a NIfTI volume?)") from None
+
+
+def check_shapes(case: Case, patch_size: Sequence[int]) -> None:
+    """DataError unless every file of ``case`` is a 3D volume of one shape that holds a patch."""
+    shapes = {key: header_shape(path) for key, path in case.files.items()}
+    if len(set(shapes.values())) > 1:
+        listed = ", ".join(f"{key} {list(shape)}" for key, shape in shapes.items())
+        raise DataError(f"case {case.case_id}: its files have different shapes ({listed}): they must be co-registered")
+    shape = shapes["t1"]
+    if len(shape) != 3:
+        raise DataError(f"case {case.case_id}: {case.files['t1']} has shape {list(shape)}, expected one 3D volume")
+    if any(p > s for p, s in zip(patch_size, shape)):
+        raise DataError(f"patch size {list(patch_size)} is larger than case {case.case_id} {list(shape)}: lower data.patch_size")
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]
+
+
+def read_volume(path: str | Path) -> tuple[np.ndarray, list[float]]:
+    """Voxels (float32) and spacing of one NIfTI volume; DataError naming the file when unreadable or not finite."""
+    try:
+        image = LoadImage(image_only=True, reader="NibabelReader")(str(path))
+    except Exception as error:
+        raise DataError(f"cannot read {path}: {_first_line(error)} (is the file complete and a NIfTI volume?)") from None
+    array = np.asarray(image, dtype=np.float32)
+    if not np.isfinite(array).all():
+        raise DataError(f"{path} holds NaN or infinite voxels: fix or exclude the case")
+    return array, [float(s) for s in np.asarray(image.pixdim)[:3]]
+
+
+def label_values(seg: np.ndarray) -> list[float]:
+    """The distinct values of a label map (fast for small non-negative integers)."""
+    as_int = seg.astype(np.int64)
+    if as_int.min() >= 0 and as_int.max() < 256 and np.array_equal(as_int, seg):
+        return np.flatnonzero(np.bincount(as_int.ravel(), minlength=256)).tolist()
+    return np.unique(seg).tolist()
+
+
+def canonical_labels(seg: np.ndarray, convention: str, path: str | Path) -> np.ndarray:
+    """A BraTS label map in ``convention`` as the canonical uint8 map; DataError naming the file for other values."""
+    mapping = CONVENTIONS[convention]
+    values = label_values(seg)
+    unexpected = [v for v in values if v not in mapping]
+    if unexpected:
+        raise DataError(
+            f"{path} holds label values {values}, not all in the BraTS {convention} convention {sorted(mapping)}: "
+            f"check data.label_convention (auto, 2017 or 2023) or the file"
+        )
+    lut = np.zeros(256, dtype=np.uint8)
+    for source, target in mapping.items():
+        lut[source] = target
+    return lut[seg.astype(np.int64)]
+
+
+def brain_box(brain: np.ndarray, min_size: Sequence[int]) -> tuple[slice, ...]:
+    """The brain's bounding box, widened (inside the volume) to at least ``min_size``."""
+    shape = np.array(brain.shape)
+    low, high = body_box(brain)
+    size = np.maximum(high - low, np.minimum(np.array(min_size), shape))
+    low = np.clip(low - (size - (high - low)) // 2, 0, shape - size)
+    return tuple(slice(int(a), int(a + s)) for a, s in zip(low, size))
+
+
+def brats_regions(mask: torch.Tensor, channel_dim: int | None = None) -> torch.Tensor:
+    """The BraTS regions (whole tumour 1|2|3, tumour core 1|3, enhancing 3) of canonical label maps, as uint8.
+
+    ``mask`` is (1, *spatial) -> (3, *spatial), or (B, 1, *spatial) -> (B, 3, *spatial). The channel axis is
+    guessed (axis 1 of a 5D tensor or of a 4D one whose axis 1 has size 1, else axis 0) unless ``channel_dim`` is given.
+    """
+    mask = torch.as_tensor(mask)
+    if channel_dim is None:
+        channel_dim = 1 if mask.dim() == 5 or (mask.dim() == 4 and mask.shape[1] == 1) else 0
+    if mask.shape[channel_dim] != 1:
+        raise ValueError(f"label map of shape {tuple(mask.shape)} has no size-1 channel axis at {channel_dim}")
+    regions = [(mask >= 1) & (mask <= 3), (mask == 1) | (mask == 3), mask == 3]
+    return torch.cat(regions, dim=channel_dim).to(torch.uint8)
+
+
+class LoadCase(Transform):
+    """A case item (file names) -> normalised ``image`` (4, *box), ``brain`` (*box), ``mask`` (1, *box) if labeled.
+
+    The box is the brain's bounding box (at least ``min_size``), to keep cached cases small.
+    """
+
+    def __init__(self, min_size: Sequence[int], normalisation: str) -> None:
+        self.min_size = [int(s) for s in min_size]
+        self.normalisation = normalisation
+
+    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
+        """Read, check, normalise and crop one case."""
+        volumes, spacing = zip(*(read_volume(item[key]) for key in MODALITIES))
+        shapes = {key: v.shape for key, v in zip(MODALITIES, volumes)}
+        if len(set(shapes.values())) > 1:
+            raise DataError(f"case {item['patient_id']}: modalities of different shapes {shapes}: they must be co-registered")
+        image = np.stack(volumes)
+        brain = (image != 0).any(axis=0)
+        if not brain.any():
+            raise DataError(f"case {item['patient_id']}: every voxel of every modality is 0, no brain to take patches from")
+        box = brain_box(brain, self.min_size)
+        out = {
+            "patient_id": item["patient_id"],
+            "image": torch.from_numpy(normalise_mri(image[(slice(None), *box)], self.normalisation)),
+            "brain": torch.from_numpy(brain[box].copy()),
+            "spacing": torch.tensor(spacing[0], dtype=torch.float32),
+        }
+        if "seg" in item:
+            seg, _ = read_volume(item["seg"])
+            if seg.shape != image.shape[1:]:
+                raise DataError(
+                    f"case {item['patient_id']}: seg {list(seg.shape)} differs from the modalities {list(image.shape[1:])}"
+                )
+            out["mask"] = torch.from_numpy(canonical_labels(seg, item["label_convention"], item["seg"])[box][None].copy())
+        return out
+
+
+class BraTSPatches(Dataset):
+    """``patches_per_case`` patches per case, centred inside the brain: random per access, or fixed by ``seed``.
+
+    ``cases`` is a (cached) MONAI dataset of ``LoadCase`` outputs; with ``spatial_dims=2`` a patch is a 2D patch
+    of one axial slice. Items: ``image``, ``patient_id``, ``meta`` (spacing) and, when ``with_mask``, ``mask``.
+    """
+
+    def __init__(
+        self,
+        case_ids: Sequence[str],
+        cases: Dataset,
+        patch_size: Sequence[int],
+        patches_per_case: int,
+        random: bool,
+        seed: int,
+        with_mask: bool,
+    ) -> None:
+        self.case_ids = list(case_ids)
+        self.cases = cases
+        self.spatial_dims = len(patch_size)
+        self.patch_size = [int(s) for s in patch_size] + [1] * (3 - len(patch_size))
+        self.patches_per_case = patches_per_case
+        self.random = random
+        self.seed = seed
+        self.with_mask = with_mask
+
+    def __len__(self) -> int:
+        return len(self.case_ids) * self.patches_per_case
+
+    def column_values(self, column: str) -> list[str] | None:
+        """The case id of every item for ``patient_id``; None for any other column."""
+        return [c for c in self.case_ids for _ in range(self.patches_per_case)] if column == "patient_id" else None
+
+    def item_indices(self, case_indices: Sequence[int]) -> np.ndarray:
+        """The indices of every item of the given cases."""
+        per_case = self.patches_per_case
+        return np.array([c * per_case + k for c in sorted(case_indices) for k in range(per_case)], dtype=np.int64)
+
+    def _rng(self, index: int) -> np.random.Generator:
+        if self.random:
+            return np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
+        return np.random.default_rng([self.seed, index])
+
+    def __getitem__(self, index: int) -> dict:
+        with data_errors():
+            case = self.cases[index // self.patches_per_case]
+        origin = sample_patch_origins(case["brain"].numpy(), self.patch_size, 1, self._rng(index))[0]
+
+        def patch(array: torch.Tensor) -> torch.Tensor:
+            cut = crop(array, origin, self.patch_size)
+            return (cut[..., 0] if self.spatial_dims == 2 else cut).clone(memory_format=torch.contiguous_format)
+
+        item = {
+            "image": patch(case["image"]),
+            "patient_id": case["patient_id"],
+            "meta": {"spacing": case["spacing"][: self.spatial_dims].clone()},
+        }
+        if self.with_mask:
+            item["mask"] = patch(case["mask"])
+        return item
+
+
+class BraTSDataModule(BaseDataModule):
+    """BraTS (2017-2020, 2021, 2023+): 4-channel MRI patches inside the brain, canonical tumour labels, split by case.
+
+    BraTS has no labelled official test split: cases are split by ``seed`` (``val_fraction``, ``test_fraction``).
+    Label budgets count labeled training cases.
+    """
+
+    Config = BraTSConfig
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.cases: list[Case] = []
+        self.unlabeled_cases: BraTSPatches | None = None
+
+    @property
+    def info(self) -> DataInfo:
+        """Four MRI channels (t1, t1ce, t2, flair) normalised over the brain to [0, 1]; no classes."""
+        cfg = self.config
+        return DataInfo(
+            spatial_dims=cfg.spatial_dims,
+            in_channels=len(MODALITIES),
+            channel_names=list(MODALITIES),
+            patch_size=list(cfg.patch_size),
+            intensity=intensity_of(cfg.mri_normalisation),
+            modality="MRI (brain, BraTS)",
+            spacing=[1.0] * cfg.spatial_dims,
+            axes="X,Y,Z" if cfg.spatial_dims == 3 else "X,Y (axial slices)",
+        )
+
+    def _check_config(self) -> None:
+        cfg = self.config
+        if cfg.label_convention not in ("auto", *CONVENTIONS):
+            raise ConfigError(f"data.label_convention={cfg.label_convention!r} is not one of auto, {', '.join(CONVENTIONS)}")
+        if cfg.spatial_dims not in (2, 3) or len(cfg.patch_size) != cfg.spatial_dims:
+            raise ConfigError(f"data.patch_size={list(cfg.patch_size)} needs {cfg.spatial_dims} values for data.spatial_dims")
+        intensity_of(cfg.mri_normalisation)
+
+    def _item(self, case: Case, min_size: list[int]) -> dict[str, Any]:
+        cfg = self.config
+        convention = case.layout.convention if cfg.label_convention == "auto" else cfg.label_convention
+        # The settings are part of the item so that a disk cache made with other settings is not reused.
+        settings = {"label_convention": convention, "normalisation": cfg.mri_normalisation, "min_size": min_size}
+        return {"patient_id": case.case_id, **settings, **{key: str(path) for key, path in case.files.items()}}
+
+    def _patches(self, cases: list[Case], random: bool, with_mask: bool) -> BraTSPatches | None:
+        if not cases:
+            return None
+        cfg = self.config
+        min_size = list(cfg.patch_size) + [1] * (3 - len(cfg.patch_size))
+        transform = Compose([LoadCase(min_size, cfg.mri_normalisation)])
+        with data_errors():
+            volumes = cached_dataset([self._item(c, min_size) for c in cases], transform, cfg)
+        ids = [c.case_id for c in cases]
+        return BraTSPatches(ids, volumes, cfg.patch_size, cfg.patches_per_case, random, cfg.seed, with_mask)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Find the cases, check their names and header shapes, split the labeled ones (or all) by case."""
+        if self.train_dataset is not None:
+            return
+        self._check_config()
+        cfg = self.config
+        self.cases = find_cases(cfg.root)
+        for case in tqdm(self.cases, desc="checking BraTS headers", disable=len(self.cases) < 50):
+            check_shapes(case, cfg.patch_size)
+        labeled = [c for c in self.cases if c.labeled]
+        pool = labeled or self.cases
+        splits = split_patients([c.case_id for c in pool], cfg.val_fraction, cfg.test_fraction, cfg.seed)
+        part = {name: [c for c in pool if c.case_id in set(ids)] for name, ids in splits.items()}
+        with_mask = bool(labeled)
+        self.train_dataset = self._patches(part["train"], random=True, with_mask=with_mask)
+        self.val_dataset = self._patches(part["val"], random=False, with_mask=with_mask)
+        self.test_dataset = self._patches(part["test"], random=False, with_mask=with_mask)
+        if labeled:
+            self.unlabeled_cases = self._patches([c for c in self.cases if not c.labeled], random=True, with_mask=False)
+
+    def _train(self) -> BraTSPatches:
+        if self.train_dataset is None:
+            self.setup("fit")
+        return self.train_dataset
+
+    def train_labels(self) -> np.ndarray | None:
+        """0 for every training item when the cases are segmented (BraTS has no image classes), else None."""
+        train = self._train()
+        return np.zeros(len(train), dtype=np.int64) if train.with_mask else None
+
+    def budget_indices(self) -> tuple[np.ndarray, np.ndarray]:
+        """(labeled, unlabeled) training item indices: ``data.label_budget`` counts cases, nested by ``seed``."""
+        train = self._train()
+        if not train.with_mask:
+            raise DataError(f"no case under {self.config.root} has a seg file, so data.label_budget cannot select any")
+        chosen, rest = labeled_subset([0] * len(train.case_ids), self.config.label_budget, self.config.seed)
+        return train.item_indices(chosen.tolist()), train.item_indices(rest.tolist())
+
+    def unlabeled_dataset(self) -> Dataset:
+        """The cases without seg plus the training cases outside the label budget (without ``mask``).
+
+        When no case has labels, the whole training split.
+        """
+        train = self._train()
+        if not train.with_mask:
+            return train
+        rest = self.budget_indices()[1]
+        parts: list[Dataset] = [] if self.unlabeled_cases is None else [self.unlabeled_cases]
+        if rest.size:
+            parts.append(WithoutLabels(Subset(train, rest.tolist())))
+        if not parts:
+            raise DataError(
+                f"every training case under {self.config.root} has a seg file and data.label_budget keeps them all: "
+                f"no unlabeled case (add cases without seg or lower data.label_budget)"
+            )
+        return ConcatDataset(parts)
