@@ -15,10 +15,11 @@ the splits hold every case and no item carries ``mask``. Whole cases are read th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import nibabel as nib
 import numpy as np
@@ -41,6 +42,8 @@ from lightning_ssl.data.base import (
 from lightning_ssl.data.budget import labeled_subset
 from lightning_ssl.data.errors import DataError, data_errors
 from lightning_ssl.data.intensity import normalise_mri
+
+log = logging.getLogger(__name__)
 
 MODALITIES = ("t1", "t1ce", "t2", "flair")
 LABEL_NAMES = ("background", "necrotic / non-enhancing tumour core", "edema", "enhancing tumour")
@@ -94,6 +97,8 @@ class BraTSConfig(DataConfig):
 
     ``mri_normalisation``: zscore or minmax over brain voxels, then [0, 1]. ``patches_per_case`` patches are cut
     from each case per epoch; uncached, each one reads its case again (``data.cache=memory|disk`` reads once).
+    ``with_masks``: true splits only the segmented cases and yields their ``mask`` (segmentation training);
+    false splits every case, images only (pretraining); None (auto) means true when every case is segmented.
     """
 
     name: str = "brats"
@@ -104,6 +109,7 @@ class BraTSConfig(DataConfig):
     patches_per_case: int = 1
     val_fraction: float = 0.2
     test_fraction: float = 0.0
+    with_masks: Optional[bool] = None
 
 
 @dataclass
@@ -431,14 +437,24 @@ class BraTSDataModule(BaseDataModule):
         for case in tqdm(self.cases, desc="checking BraTS headers", disable=len(self.cases) < 50):
             check_shapes(case, cfg.patch_size)
         labeled = [c for c in self.cases if c.labeled]
-        pool = labeled or self.cases
+        if cfg.with_masks and not labeled:
+            raise DataError(f"data.with_masks=true but no case under {cfg.root} has a seg file: set data.with_masks=false")
+        with_mask = bool(labeled) and (cfg.with_masks or (cfg.with_masks is None and len(labeled) == len(self.cases)))
+        if labeled and not with_mask:
+            log.info(
+                "%d of %d BraTS cases have a seg file: using all %d cases as images only "
+                "(data.with_masks=true trains on the segmented ones with their masks)",
+                len(labeled),
+                len(self.cases),
+                len(self.cases),
+            )
+        pool = labeled if with_mask else self.cases
         splits = split_patients([c.case_id for c in pool], cfg.val_fraction, cfg.test_fraction, cfg.seed)
         part = {name: [c for c in pool if c.case_id in set(ids)] for name, ids in splits.items()}
-        with_mask = bool(labeled)
         self.train_dataset = self._patches(part["train"], random=True, with_mask=with_mask)
         self.val_dataset = self._patches(part["val"], random=False, with_mask=with_mask)
         self.test_dataset = self._patches(part["test"], random=False, with_mask=with_mask)
-        if labeled:
+        if with_mask:
             self.unlabeled_cases = self._patches([c for c in self.cases if not c.labeled], random=True, with_mask=False)
 
     def _train(self) -> BraTSPatches:
@@ -455,7 +471,10 @@ class BraTSDataModule(BaseDataModule):
         """(labeled, unlabeled) training item indices: ``data.label_budget`` counts cases, nested by ``seed``."""
         train = self._train()
         if not train.with_mask:
-            raise DataError(f"no case under {self.config.root} has a seg file, so data.label_budget cannot select any")
+            raise DataError(
+                f"data.label_budget needs segmented cases with their masks: set data.with_masks=true "
+                f"(and check that cases under {self.config.root} have seg files)"
+            )
         chosen, rest = labeled_subset([0] * len(train.case_ids), self.config.label_budget, self.config.seed)
         return train.item_indices(chosen.tolist()), train.item_indices(rest.tolist())
 

@@ -120,7 +120,7 @@ def test_split_by_case_with_unlabeled_cases_in_the_pool(tmp_path):
         write_case(tmp_path / "MICCAI_BraTS2020_TrainingData", "2017-2020", i)
     for i in range(5, 7):
         write_case(tmp_path / "MICCAI_BraTS2020_ValidationData", "2017-2020", i, labeled=False)
-    dm = setup(tmp_path, val_fraction=0.2, test_fraction=0.2, patches_per_case=2)
+    dm = setup(tmp_path, val_fraction=0.2, test_fraction=0.2, patches_per_case=2, with_masks=True)
     train, val, test = ids(dm.train_dataset), ids(dm.val_dataset), ids(dm.test_dataset)
     assert (len(train), len(val), len(test)) == (3, 1, 1) and train | val | test == {case_id("2017-2020", i) for i in range(5)}
     assert "mask" in dm.val_dataset[0] and "mask" in dm.test_dataset[0]
@@ -133,21 +133,29 @@ def test_split_by_case_with_unlabeled_cases_in_the_pool(tmp_path):
 
 
 def test_label_budget_counts_cases_and_a_too_large_one_fails(tmp_path):
-    dm = setup(write_set(tmp_path, labeled=5, unlabeled=1), patches_per_case=2, label_budget=2)
+    dm = setup(write_set(tmp_path, labeled=5, unlabeled=1), patches_per_case=2, label_budget=2, with_masks=True)
     assert len(dm.labeled_dataset()) == 4 and len(ids(dm.labeled_dataset())) == 2 and "mask" in dm.labeled_dataset()[0]
     unlabeled = dm.unlabeled_dataset()
     assert len(unlabeled) == 6 and not ids(unlabeled) & ids(dm.labeled_dataset())
     assert all("mask" not in unlabeled[i] for i in range(len(unlabeled)))
     with pytest.raises(DataError, match="asks for 10 labels but the training split has 4 labeled samples"):
-        setup(tmp_path, label_budget=10).budget_indices()
+        setup(tmp_path, label_budget=10, with_masks=True).budget_indices()
 
 
 def test_without_any_seg_file_items_have_no_mask(tmp_path):
     dm = setup(write_set(tmp_path, labeled=0, unlabeled=4))
     assert set(dm.train_dataset[0]) == set(dm.val_dataset[0]) == {"image", "patient_id", "meta"}
     assert dm.unlabeled_dataset() is dm.train_dataset and dm.train_labels() is None
-    with pytest.raises(DataError, match="no case under .* has a seg file"):
+    with pytest.raises(DataError, match="label_budget needs segmented cases with their masks: set data.with_masks=true"):
         datamodule(tmp_path, label_budget=1).budget_indices()
+    with pytest.raises(DataError, match="data.with_masks=true but no case under .* has a seg file"):
+        setup(tmp_path, with_masks=True)
+
+
+def test_a_mix_of_segmented_and_unsegmented_cases_pretrains_on_all_of_them(tmp_path):
+    dm = setup(write_set(tmp_path, labeled=3, unlabeled=2), val_fraction=0.2)
+    assert len(ids(dm.train_dataset) | ids(dm.val_dataset)) == 5
+    assert "mask" not in dm.train_dataset[0] and "mask" not in dm.val_dataset[0]
 
 
 def test_minmax_normalisation(tmp_path):
@@ -272,7 +280,7 @@ def test_simclr_on_axial_slices(tmp_path):
 
 def test_real_brats_2023_cases():
     root = shared_file("brats/BraTS-GLI-90001-000").parent
-    dm = setup(root, patch_size=[32, 32, 16], val_fraction=0.0, cache="memory")  # each case is read once
+    dm = setup(root, patch_size=[32, 32, 16], val_fraction=0.0, cache="memory", with_masks=True)  # each case is read once
     assert [(c.case_id, c.layout.name, c.labeled) for c in dm.cases] == [
         ("BraTS-GLI-00001-000", "2023", False),
         ("BraTS-GLI-90001-000", "2023", True),
