@@ -72,10 +72,10 @@ class MethodResult:
 
 @dataclass
 class DataSummary:
-    """The data file as measured: images per split, test majority-class share, md5."""
+    """The data file as measured: images per split, majority-class share of the val and test splits, md5."""
 
     sizes: dict[str, int]
-    prior: float
+    majority: dict[str, float]
     md5: str
 
 
@@ -187,12 +187,12 @@ def run_method(name: str, data_root: Path, output_dir: Path, epochs: int, seed: 
 
 
 def data_summary(data_root: Path) -> DataSummary:
-    """Images per split, the test split's majority share and the file's md5 against the official one."""
+    """Images per split, the val and test majority-class shares and the file's md5."""
     path = data_root / DATA_FILE
     with np.load(path) as archive:
-        sizes = {split: len(archive[f"{split}_labels"]) for split in ("train", "val", "test")}
-        test_labels = archive["test_labels"].ravel()
-    return DataSummary(sizes, np.bincount(test_labels).max() / test_labels.size, md5_file(path))
+        labels = {split: archive[f"{split}_labels"].ravel() for split in ("train", "val", "test")}
+    majority = {split: np.bincount(labels[split]).max() / labels[split].size for split in ("val", "test")}
+    return DataSummary({split: len(values) for split, values in labels.items()}, majority, md5_file(path))
 
 
 def table(results: list[MethodResult]) -> str:
@@ -234,8 +234,8 @@ def notes(results: list[MethodResult], prior: float) -> str:
     below_prior = [r.name for r in results if r.pretrained.accuracy <= prior]
     sentences = [comparison(results, "auc"), comparison(results, "accuracy")]
     if below_prior:
-        sentences.append(f"The pretrained linear probe of {', '.join(below_prior)} is no more accurate than always predicting "
-                         "the majority class.")
+        names = enumerate_names(below_prior)
+        sentences.append(f"The pretrained linear probe of {names} is no more accurate than always predicting the majority class.")
     else:
         sentences.append("Every pretrained linear probe is more accurate than always predicting the majority class.")
     if len(results) > 1 and len({(r.setup, r.random_init.accuracy, r.random_init.auc) for r in results}) == 1:
@@ -281,11 +281,12 @@ pytorch-lightning {pl.__version__}, monai {monai.__version__}
 - Machine: {os.cpu_count()} CPU cores ({platform.machine()}), no GPU, shared with other jobs: 1-minute load average \
 {loads[0]:.2f} at the start, {loads[1]:.2f} at the end, so the times are noisy. Whole benchmark: {total:.0f} s
 - Time (s) is the wall clock of `pretrain()`: data loading, training, validation and checkpoints
-- Test split majority-class share (the accuracy of always predicting it): {data.prior:.3f}
+- Majority-class share (the accuracy of always predicting it): test {data.majority["test"]:.3f}; \
+val {data.majority["val"]:.3f}, the reference for the online probe
 
 {table(results)}
 
-{notes(results, data.prior)}
+{notes(results, data.majority["test"])}
 One seed and no repeats: differences of a point or two are within run-to-run noise.
 """
 
