@@ -8,6 +8,9 @@ TORCH ?= torch==2.13.0
 METHOD ?= genesis
 DATA ?=
 ARGS ?=
+TASK ?= classification
+INIT ?= scratch
+LABELS ?=
 PYTEST_ARGS ?=
 
 STAMP := $(VENV)/.installed
@@ -15,7 +18,7 @@ STAMP := $(VENV)/.installed
 # make variables; pass them on to the CLI like ARGS.
 CONFIG_OVERRIDES = $(foreach v,$(sort $(.VARIABLES)),$(if $(and $(findstring .,$(v)),$(filter command line,$(origin $(v)))),$(v)=$($(v))))
 
-.PHONY: install pretrain test test-fast zoo-list benchmarks clean
+.PHONY: install pretrain finetune test test-fast zoo-list benchmarks clean
 
 install: $(STAMP)
 
@@ -28,6 +31,9 @@ $(STAMP): setup.cfg pyproject.toml
 
 pretrain: $(STAMP)
 	$(PY) -m lightning_ssl pretrain $(strip method=$(METHOD) $(if $(DATA),data=$(DATA)) $(CONFIG_OVERRIDES) $(ARGS))
+
+finetune: $(STAMP)
+	$(PY) -m lightning_ssl finetune $(strip method.task=$(TASK) method.init=$(INIT) $(if $(DATA),data=$(DATA)) $(if $(LABELS),data.label_budget=$(LABELS)) $(CONFIG_OVERRIDES) $(ARGS))
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

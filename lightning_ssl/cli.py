@@ -1,4 +1,4 @@
-"""One entry point: ``python -m lightning_ssl pretrain | config | check-data | zoo list|info|publish``.
+"""One entry point: ``python -m lightning_ssl pretrain | finetune | config | check-data | zoo list|info|publish``.
 
 Overrides are ``key=value`` or ``--key=value`` (as a W&B sweep agent passes them); ``METHOD=`` and
 ``DATA=`` are accepted as ``method=`` and ``data=``.
@@ -32,6 +32,18 @@ def _pretrain(overrides: list[str]) -> int:
     return 0
 
 
+def _finetune(overrides: list[str]) -> int:
+    from lightning_ssl.train import TEST_METRICS, finetune
+
+    cfg = build_config(overrides, defaults={"method": "finetune"})
+    result = finetune(cfg)
+    print(f"run folder: {result.run_dir}")
+    for key, value in sorted(result.metrics.items()):
+        print(f"{key}: {value:.4f}")
+    print(f"metrics written to {result.run_dir / TEST_METRICS}")
+    return 0
+
+
 def _config(overrides: list[str], keys: bool) -> int:
     cfg = build_config(overrides)
     print("\n".join(valid_keys(cfg)) if keys else to_yaml(cfg))
@@ -52,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lightning_ssl", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("pretrain", help="pretrain a method on a dataset, then publish to the zoo", add_help=False)
+    commands.add_parser(
+        "finetune", help="train a task network from scratch or a zoo entry and score it on the test split", add_help=False
+    )
     config = commands.add_parser("config", help="print the resolved config (or --keys: every valid key)", add_help=False)
     config.add_argument("--keys", action="store_true")
     commands.add_parser(
@@ -72,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "pretrain":
             return _pretrain(rest)
+        if args.command == "finetune":
+            return _finetune(rest)
         if args.command == "config":
             return _config(rest, args.keys)
         if args.command == "check-data":

@@ -297,7 +297,7 @@ def build_config(args: list[str] | None = None, defaults: dict[str, str] | None 
     method = picked.get("method") or _selected("method", chosen_by_user, selection["method"])
     data = picked.get("data") or _selected("data", chosen_by_user, selection["data"])
     layers: list[tuple[str, DictConfig]] = [
-        (f"experiments/pretrain/{method}.yaml", _load_yaml(EXPERIMENTS_DIR / "pretrain" / f"{method}.yaml")),
+        (f"experiments/{_method_kind(method)}/{method}.yaml", _load_yaml(EXPERIMENTS_DIR / _method_kind(method) / f"{method}.yaml")),
         (f"experiments/data/{data}.yaml", _load_yaml(EXPERIMENTS_DIR / "data" / f"{data}.yaml")),
         *user_layers,
         ("the command line", cli),
@@ -325,6 +325,11 @@ def build_config(args: list[str] | None = None, defaults: dict[str, str] | None 
     if merged.run_name is None:
         merged.run_name = f"{merged.method.name}_{merged.data.name}"
     return merged
+
+
+def _method_kind(method: str) -> str:
+    """The experiments folder of a method's YAML: ``finetune`` for downstream training, else ``pretrain``."""
+    return "finetune" if method == "finetune" else "pretrain"
 
 
 def _dotlist(items: list[str]) -> DictConfig:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -11,7 +12,11 @@ from typing import Any
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.callbacks import (
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+)
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
 import zoo
@@ -25,6 +30,19 @@ log = logging.getLogger(__name__)
 RUN_DIR_ENV = "LIGHTNING_SSL_RUN_DIR"
 CONFIG_FILE = "config.yaml"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+
+
+TEST_METRICS = "test_metrics.json"
+
+
+@dataclass
+class FinetuneResult:
+    """Where a fine-tuning run wrote its outputs, and its metrics on the test split."""
+
+    run_dir: Path
+    best_checkpoint: Path | None
+    init: dict[str, Any]
+    metrics: dict[str, float]
 
 
 @dataclass
@@ -81,7 +99,9 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
     from pytorch_lightning.loggers import WandbLogger
 
     settings = {k: v for k, v in OmegaConf.to_container(cfg.wandb, resolve=True).items() if v not in (None, [])}
-    wandb_logger = WandbLogger(save_dir=str(run_dir), name=cfg.run_name, config=OmegaConf.to_container(cfg, resolve=True), **settings)
+    wandb_logger = WandbLogger(
+        save_dir=str(run_dir), name=cfg.run_name, config=OmegaConf.to_container(cfg, resolve=True), **settings
+    )
     return [wandb_logger]
 
 
@@ -100,7 +120,10 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, ModelChec
     if loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     if cfg.early_stopping.patience > 0:
-        callbacks.append(EarlyStopping(monitor=cfg.early_stopping.monitor, patience=cfg.early_stopping.patience, mode="min"))
+        # strict=False: a run stopped by max_steps before its first validation has no metric to check yet
+        callbacks.append(
+            EarlyStopping(monitor=cfg.early_stopping.monitor, patience=cfg.early_stopping.patience, mode="min", strict=False)
+        )
     trainer_args: dict[str, Any] = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
     trainer = pl.Trainer(default_root_dir=str(run_dir), logger=loggers or False, callbacks=callbacks, **trainer_args)
     return trainer, checkpoint
@@ -138,6 +161,40 @@ def pretrain(cfg: DictConfig) -> PretrainResult:
             entry = zoo.publish(best or last, zoo_name, store=cfg.zoo.store)
             log.info("published %s to the zoo at %s", zoo_name, entry)
         return PretrainResult(run_dir, best, last, entry, metrics)
+    finally:
+        if owns_env:
+            os.environ.pop(RUN_DIR_ENV, None)
+
+
+def finetune(cfg: DictConfig) -> FinetuneResult:
+    """Train ``cfg.method`` (``finetune``) on the labeled budget, keep the best on validation loss, score the test split.
+
+    The test metrics (every process's samples) go to ``run_dir/test_metrics.json`` and the logger.
+    """
+    pl.seed_everything(cfg.seed, workers=True)
+    run_dir = resolve_run_dir(cfg)
+    owns_env = RUN_DIR_ENV not in os.environ
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    try:
+        datamodule = DATASETS[cfg.data.name](cfg.data)
+        method = METHODS[cfg.method.name](OmegaConf.to_container(cfg, resolve=True), datamodule.info.as_dict())
+        trainer, checkpoint = build_trainer(cfg, run_dir)
+        if trainer.is_global_zero:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
+        datamodule.setup("fit")
+        train = datamodule.train_dataloader() if cfg.data.label_budget is None else datamodule.labeled_dataloader()
+        trainer.fit(method, train_dataloaders=train, val_dataloaders=datamodule.val_dataloader())
+        best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
+        test = datamodule.test_dataloader() if datamodule.test_dataset is not None else datamodule.val_dataloader()
+        if datamodule.test_dataset is None:
+            log.warning("data %s has no test split: the reported metrics are on the validation split", cfg.data.name)
+        results = trainer.test(method, dataloaders=test, ckpt_path=str(best) if best else None, verbose=False)
+        metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
+        if trainer.is_global_zero:
+            record = {"init": method.init_report, "label_budget": cfg.data.label_budget, "metrics": metrics}
+            (run_dir / TEST_METRICS).write_text(json.dumps(record, indent=2, default=str))
+        return FinetuneResult(run_dir, best, method.init_report, metrics)
     finally:
         if owns_env:
             os.environ.pop(RUN_DIR_ENV, None)

@@ -11,13 +11,14 @@ from zoo.catalog import list_entries
 from zoo.download import download
 from zoo.errors import ZooChecksumError, ZooDownloadError, ZooError, ZooNotFoundError
 from zoo.fetch import fetch_builtin
-from zoo.load import LoadReport, load, load_into
+from zoo.load import LoadReport, load, load_into, metadata
 from zoo.publish import publish, publish_network
 from zoo.store import store_root, versions
 
 list = list_entries
 
 __all__ = [
+    "metadata",
     "BUILTIN",
     "BuiltinEntry",
     "LoadReport",

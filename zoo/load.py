@@ -53,6 +53,11 @@ def resolve(ref: str, store: str | Path | None = None) -> Path:
     return entry_dir(name, version, store)
 
 
+def metadata(ref: str, store: str | Path | None = None) -> dict[str, Any]:
+    """The metadata of entry ``name`` or ``name@v<k>`` (architecture, input contract, method, metrics, ...)."""
+    return read_metadata(resolve(ref, store))
+
+
 def read_weights(directory: Path, metadata: dict[str, Any], part: str) -> dict[str, torch.Tensor]:
     """The tensors of one part of the entry in ``directory``, after checking their sha256."""
     path = directory / part_file(part)

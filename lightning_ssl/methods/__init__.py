@@ -5,6 +5,7 @@ from __future__ import annotations
 from lightning_ssl.methods.base import BaseMethod
 from lightning_ssl.methods.byol import BYOLMethod
 from lightning_ssl.methods.context_restoration import ContextRestorationMethod
+from lightning_ssl.methods.finetune import FinetuneMethod
 from lightning_ssl.methods.genesis import GenesisMethod
 from lightning_ssl.methods.simclr import SimCLRMethod
 
@@ -13,6 +14,7 @@ METHODS: dict[str, type[BaseMethod]] = {
     "chen": ContextRestorationMethod,
     "simclr": SimCLRMethod,
     "byol": BYOLMethod,
+    "finetune": FinetuneMethod,
 }
 
-__all__ = ["METHODS", "BYOLMethod", "BaseMethod", "ContextRestorationMethod", "GenesisMethod", "SimCLRMethod"]
+__all__ = ["METHODS", "BYOLMethod", "BaseMethod", "ContextRestorationMethod", "FinetuneMethod", "GenesisMethod", "SimCLRMethod"]

@@ -1,0 +1,87 @@
+"""Fine-tuning: starts from the zoo's weights (or not), freezes what it should, reports test metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import tiny
+from method_helpers import build_method
+
+import zoo
+from lightning_ssl.config import ConfigError, build_config
+from lightning_ssl.train import TEST_METRICS, finetune, pretrain
+
+
+def _flat(module: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([v.detach().float().flatten() for v in module.state_dict().values()])
+
+
+@pytest.fixture
+def genesis_entry(tmp_path: Path) -> str:
+    """A tiny Models Genesis entry in the test's zoo store."""
+    pretrain(build_config(tiny(tmp_path / "pre", "trainer.max_steps=2", "zoo.name=tiny_genesis")))
+    return "tiny_genesis"
+
+
+def test_zoo_init_starts_from_the_published_weights_and_scratch_does_not(tmp_path: Path, genesis_entry: str) -> None:
+    published = _flat(zoo.load(genesis_entry))
+    common = (*tiny(tmp_path), "method=finetune")
+    from_zoo = build_method("finetune", *common, f"method.init=zoo:{genesis_entry}")
+    scratch = build_method("finetune", *common)
+    assert torch.equal(_flat(from_zoo.network.encoder), published)
+    assert not torch.allclose(_flat(scratch.network.encoder), published)
+    assert from_zoo.init_report["init"] == genesis_entry and scratch.init_report == {"init": "scratch"}
+
+
+def test_segmentation_takes_the_decoder_except_its_output_layer(tmp_path: Path, genesis_entry: str) -> None:
+    method = build_method("finetune", *tiny(tmp_path), "method.task=segmentation", f"method.init=zoo:{genesis_entry}")
+    decoder = zoo.load(genesis_entry, part="decoder").state_dict()
+    own = method.network.decoder.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in decoder.items() if not k.startswith("head."))
+    assert own["head.conv.conv.weight"].shape[0] == 2 and "from scratch" in method.init_report["decoder"]
+
+
+def test_classification_run_writes_test_metrics(tmp_path: Path, genesis_entry: str) -> None:
+    result = finetune(
+        build_config(
+            [
+                *tiny(tmp_path),
+                "method=finetune",
+                f"method.init=zoo:{genesis_entry}",
+                "trainer.max_steps=2",
+                "data.test_fraction=0.25",
+                "data.val_fraction=0.25",
+            ]
+        )
+    )
+    record = json.loads((result.run_dir / TEST_METRICS).read_text())
+    assert {"test/acc", "test/auc", "test/f1", "test/loss"} <= set(record["metrics"])
+    assert record["init"]["init"] == genesis_entry and 0 <= record["metrics"]["test/acc"] <= 1
+
+
+def test_segmentation_run_reports_dice_and_hd95(tmp_path: Path) -> None:
+    result = finetune(build_config([*tiny(tmp_path), "method=finetune", "method.task=segmentation", "trainer.max_steps=2"]))
+    assert {"test/dice", "test/dice_class1", "test/hd95_class1"} <= set(result.metrics)
+    assert 0 <= result.metrics["test/dice"] <= 1
+
+
+def test_linear_probe_leaves_the_encoder_unchanged(tmp_path: Path, genesis_entry: str) -> None:
+    args = [*tiny(tmp_path), "method=finetune", f"method.init=zoo:{genesis_entry}", "method.mode=linear", "trainer.max_steps=3"]
+    result = finetune(build_config(args))
+    trained = torch.load(result.best_checkpoint or next(result.run_dir.glob("checkpoints/*.ckpt")), weights_only=False)
+    encoder = {k[len("network.encoder.") :]: v for k, v in trained["state_dict"].items() if k.startswith("network.encoder.")}
+    assert torch.equal(torch.cat([v.float().flatten() for v in encoder.values()]), _flat(zoo.load(genesis_entry)))
+
+
+def test_bad_init_and_mismatched_entries_fail_with_what_to_do(tmp_path: Path, genesis_entry: str) -> None:
+    with pytest.raises(ConfigError, match="neither 'scratch' nor 'zoo:NAME'"):
+        build_method("finetune", *tiny(tmp_path), "method.init=simclr")
+    with pytest.raises(ConfigError, match="trained with spatial_dims=3 but the data has 2"):
+        build_method(
+            "finetune", *tiny(tmp_path), "data.spatial_dims=2", "data.patch_size=[32,32]", f"method.init=zoo:{genesis_entry}"
+        )
+    with pytest.raises(ConfigError, match="linear is a classification protocol"):
+        build_method("finetune", *tiny(tmp_path), "method.task=segmentation", "method.mode=linear")
