@@ -1,4 +1,4 @@
-"""One entry point: ``python -m lightning_ssl pretrain | finetune | config | check-data | zoo list|info|publish``.
+"""One entry point: ``python -m lightning_ssl pretrain | finetune | sweep | config | check-data | zoo list|info|publish``.
 
 Overrides are ``key=value`` or ``--key=value`` (as a W&B sweep agent passes them); ``METHOD=`` and
 ``DATA=`` are accepted as ``method=`` and ``data=``.
@@ -60,6 +60,13 @@ def _check_data(overrides: list[str]) -> int:
     return 1 if summary.problems else 0
 
 
+def _sweep(path: str, count: int | None, overrides: list[str]) -> int:
+    from lightning_ssl.sweep import run_sweep
+
+    results = run_sweep(path, count, overrides)
+    return 0 if any(result.metric is not None for result in results) else 1
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lightning_ssl", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "finetune", help="train a task network from scratch or a zoo entry and score it on the test split", add_help=False
     )
+    sweep = commands.add_parser(
+        "sweep", help="run a W&B sweep file locally and offline: sweep FILE [--count N] [overrides for every run]", add_help=False
+    )
+    sweep.add_argument("file")
+    sweep.add_argument("--count", type=int)
     config = commands.add_parser("config", help="print the resolved config (or --keys: every valid key)", add_help=False)
     config.add_argument("--keys", action="store_true")
     commands.add_parser(
@@ -89,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             return _pretrain(rest)
         if args.command == "finetune":
             return _finetune(rest)
+        if args.command == "sweep":
+            return _sweep(args.file, args.count, rest)
         if args.command == "config":
             return _config(rest, args.keys)
         if args.command == "check-data":

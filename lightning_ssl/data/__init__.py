@@ -11,10 +11,14 @@ from lightning_ssl.data.jsrt import JSRTDataModule
 from lightning_ssl.data.luna16 import Luna16DataModule
 from lightning_ssl.data.medmnist import MedMNISTDataModule
 from lightning_ssl.data.phantom import PhantomCTDataModule
+from lightning_ssl.data.phantom_brain import PhantomBrainMRIDataModule
+from lightning_ssl.data.phantom_xray import PhantomXRayDataModule
 from lightning_ssl.data.ultrasound import BUSIDataModule, FetalPlanesDataModule
 
 DATASETS: dict[str, type[BaseDataModule]] = {
     "phantom_ct": PhantomCTDataModule,
+    "phantom_brain_mri": PhantomBrainMRIDataModule,
+    "phantom_xray": PhantomXRayDataModule,
     "brats": BraTSDataModule,
     "ct_folder": CTFolderDataModule,
     "medmnist": MedMNISTDataModule,
@@ -40,5 +44,7 @@ __all__ = [
     "JSRTDataModule",
     "Luna16DataModule",
     "MedMNISTDataModule",
+    "PhantomBrainMRIDataModule",
     "PhantomCTDataModule",
+    "PhantomXRayDataModule",
 ]

@@ -86,8 +86,9 @@ class FinetuneMethod(BaseMethod):
             classes = self.data_info.num_classes
             if not classes:
                 raise ConfigError(f"data {self.cfg.data.name!r} has no class labels: use method.task=segmentation")
-            hidden = 0 if self.cfg.method.mode == "linear" else self.cfg.method.head_hidden
-            self.head = ClassificationHead(self.network.encoder.out_channels, classes, hidden)
+            linear = self.cfg.method.mode == "linear"
+            hidden = 0 if linear else self.cfg.method.head_hidden
+            self.head = ClassificationHead(self.network.encoder.out_channels, classes, hidden, standardise=linear)
             self.metrics = nn.ModuleDict({stage: self._classification_metrics(classes, stage) for stage in ("val", "test")})
         self.init_report = self._load_pretrained()
         if self.cfg.method.mode == "linear":

@@ -15,10 +15,17 @@ def global_pool(features: torch.Tensor) -> torch.Tensor:
 
 
 class ClassificationHead(nn.Module):
-    """Global average pooling then an MLP (``hidden=0`` gives a linear layer)."""
+    """Global average pooling then an MLP (``hidden=0`` gives a linear layer).
 
-    def __init__(self, in_channels: int, num_classes: int, hidden: int = 256, dropout: float = 0.0) -> None:
+    ``standardise`` puts a BatchNorm without affine parameters before it (the linear-probing protocol
+    of MAE), so a linear probe learns at one learning rate whatever the scale of the features.
+    """
+
+    def __init__(
+        self, in_channels: int, num_classes: int, hidden: int = 256, dropout: float = 0.0, standardise: bool = False
+    ) -> None:
         super().__init__()
+        self.standardise = nn.BatchNorm1d(in_channels, affine=False) if standardise else nn.Identity()
         if hidden:
             self.mlp = nn.Sequential(
                 nn.Linear(in_channels, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, num_classes)
@@ -28,7 +35,7 @@ class ClassificationHead(nn.Module):
 
     def forward(self, bottleneck: torch.Tensor) -> torch.Tensor:
         """Class logits from the bottleneck feature map."""
-        return self.mlp(global_pool(bottleneck))
+        return self.mlp(self.standardise(global_pool(bottleneck)))
 
 
 class EncoderClassifier(nn.Module):

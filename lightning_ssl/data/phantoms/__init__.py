@@ -1,5 +1,7 @@
 """Procedural imaging phantoms, the embedded default data that needs no download."""
 
+from lightning_ssl.data.phantoms.brain_mri import BrainMRIPhantom, brain_mri_phantom
 from lightning_ssl.data.phantoms.chest_ct import ChestCTPhantom, chest_ct_phantom
+from lightning_ssl.data.phantoms.chest_xray import ChestXRayPhantom, chest_xray_phantom
 
-__all__ = ["ChestCTPhantom", "chest_ct_phantom"]
+__all__ = ["BrainMRIPhantom", "ChestCTPhantom", "ChestXRayPhantom", "brain_mri_phantom", "chest_ct_phantom", "chest_xray_phantom"]
