@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
@@ -129,14 +130,9 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, ModelChec
     return trainer, checkpoint
 
 
-def pretrain(cfg: DictConfig) -> PretrainResult:
-    """Pretrain ``cfg.method`` on ``cfg.data`` and publish the encoder/decoder to the zoo (main process only)."""
-    zoo_name = cfg.zoo.name or cfg.run_name
-    if cfg.zoo.publish:
-        try:
-            validate_name(zoo_name)
-        except ValueError as error:
-            raise ConfigError(f"{error} (set zoo.name=..., or run_name=..., before training starts)") from None
+@contextmanager
+def _run(cfg: DictConfig) -> Iterator[tuple[Path, Any, Any, pl.Trainer, ModelCheckpoint]]:
+    """Seed, the run folder (shared with DDP ranks through the environment), data, method, trainer; config saved."""
     pl.seed_everything(cfg.seed, workers=True)
     run_dir = resolve_run_dir(cfg)
     owns_env = RUN_DIR_ENV not in os.environ
@@ -148,6 +144,21 @@ def pretrain(cfg: DictConfig) -> PretrainResult:
         if trainer.is_global_zero:
             run_dir.mkdir(parents=True, exist_ok=True)
             OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
+        yield run_dir, datamodule, method, trainer, checkpoint
+    finally:
+        if owns_env:
+            os.environ.pop(RUN_DIR_ENV, None)
+
+
+def pretrain(cfg: DictConfig) -> PretrainResult:
+    """Pretrain ``cfg.method`` on ``cfg.data`` and publish the encoder/decoder to the zoo (main process only)."""
+    zoo_name = cfg.zoo.name or cfg.run_name
+    if cfg.zoo.publish:
+        try:
+            validate_name(zoo_name)
+        except ValueError as error:
+            raise ConfigError(f"{error} (set zoo.name=..., or run_name=..., before training starts)") from None
+    with _run(cfg) as (run_dir, datamodule, method, trainer, checkpoint):
         ckpt_path = str(run_dir / LAST_CHECKPOINT) if cfg.resume else None
         trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)
         # Lightning saves "last" at epoch and validation ends; a run stopped by max_steps mid-epoch
@@ -161,9 +172,6 @@ def pretrain(cfg: DictConfig) -> PretrainResult:
             entry = zoo.publish(best or last, zoo_name, store=cfg.zoo.store)
             log.info("published %s to the zoo at %s", zoo_name, entry)
         return PretrainResult(run_dir, best, last, entry, metrics)
-    finally:
-        if owns_env:
-            os.environ.pop(RUN_DIR_ENV, None)
 
 
 def finetune(cfg: DictConfig) -> FinetuneResult:
@@ -171,17 +179,7 @@ def finetune(cfg: DictConfig) -> FinetuneResult:
 
     The test metrics (every process's samples) go to ``run_dir/test_metrics.json`` and the logger.
     """
-    pl.seed_everything(cfg.seed, workers=True)
-    run_dir = resolve_run_dir(cfg)
-    owns_env = RUN_DIR_ENV not in os.environ
-    os.environ[RUN_DIR_ENV] = str(run_dir)
-    try:
-        datamodule = DATASETS[cfg.data.name](cfg.data)
-        method = METHODS[cfg.method.name](OmegaConf.to_container(cfg, resolve=True), datamodule.info.as_dict())
-        trainer, checkpoint = build_trainer(cfg, run_dir)
-        if trainer.is_global_zero:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
+    with _run(cfg) as (run_dir, datamodule, method, trainer, checkpoint):
         datamodule.setup("fit")
         train = datamodule.train_dataloader() if cfg.data.label_budget is None else datamodule.labeled_dataloader()
         trainer.fit(method, train_dataloaders=train, val_dataloaders=datamodule.val_dataloader())
@@ -195,6 +193,3 @@ def finetune(cfg: DictConfig) -> FinetuneResult:
             record = {"init": method.init_report, "label_budget": cfg.data.label_budget, "metrics": metrics}
             (run_dir / TEST_METRICS).write_text(json.dumps(record, indent=2, default=str))
         return FinetuneResult(run_dir, best, method.init_report, metrics)
-    finally:
-        if owns_env:
-            os.environ.pop(RUN_DIR_ENV, None)
