@@ -245,8 +245,6 @@ def _one_line(error: BaseException) -> str:
 
 def run_one(sweep: Sweep, index: int, parameters: dict[str, Any], extra_overrides: Sequence[str] = ()) -> SweepResult:
     """Pretrain once with the sweep's fixed arguments and these parameters; a failure is recorded, not raised."""
-    import wandb
-
     from lightning_ssl.train import pretrain
 
     result = SweepResult(index, parameters, None)
@@ -260,10 +258,9 @@ def run_one(sweep: Sweep, index: int, parameters: dict[str, Any], extra_override
             result.error = f"metric {sweep.metric!r} was not logged (logged: {', '.join(sorted(outcome.metrics)) or 'none'})"
     except Exception as error:  # noqa: BLE001 - a failed run is part of the sweep's outcome
         result.error = _one_line(error)
-    finally:
-        if wandb.run is not None:
-            result.wandb_dir = Path(wandb.run.dir).parent
-            wandb.finish(exit_code=0 if result.error is None else 1)
+    if result.run_dir is not None:
+        offline_runs = sorted((result.run_dir / "wandb").glob("*run-*"))
+        result.wandb_dir = offline_runs[-1] if offline_runs else None
     return result
 
 

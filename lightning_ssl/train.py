@@ -137,6 +137,7 @@ def _run(cfg: DictConfig) -> Iterator[tuple[Path, Any, Any, pl.Trainer, ModelChe
     run_dir = resolve_run_dir(cfg)
     owns_env = RUN_DIR_ENV not in os.environ
     os.environ[RUN_DIR_ENV] = str(run_dir)
+    trainer = None
     try:
         datamodule = DATASETS[cfg.data.name](cfg.data)
         method = METHODS[cfg.method.name](OmegaConf.to_container(cfg, resolve=True), datamodule.info.as_dict())
@@ -145,9 +146,24 @@ def _run(cfg: DictConfig) -> Iterator[tuple[Path, Any, Any, pl.Trainer, ModelChe
             run_dir.mkdir(parents=True, exist_ok=True)
             OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
         yield run_dir, datamodule, method, trainer, checkpoint
+    except BaseException:
+        _finish_wandb(trainer, exit_code=1)
+        raise
+    else:
+        _finish_wandb(trainer, exit_code=0)
     finally:
         if owns_env:
             os.environ.pop(RUN_DIR_ENV, None)
+
+
+def _finish_wandb(trainer: pl.Trainer | None, exit_code: int) -> None:
+    """End the W&B run this run started, so the next run in the same process (a sweep, a test) gets its own."""
+    if trainer is None or not any(type(logger).__name__ == "WandbLogger" for logger in trainer.loggers):
+        return
+    import wandb
+
+    if wandb.run is not None:
+        wandb.finish(exit_code=exit_code)
 
 
 def pretrain(cfg: DictConfig) -> PretrainResult:
