@@ -295,9 +295,12 @@ def build_config(args: list[str] | None = None, defaults: dict[str, str] | None 
     user_layers = [(path, _load_yaml(Path(path), required=True)) for path in user_files]
     chosen_by_user = [layer for _, layer in user_layers] + [cli]
     method = picked.get("method") or _selected("method", chosen_by_user, selection["method"])
-    data = picked.get("data") or _selected("data", chosen_by_user, selection["data"])
+    method_layer = _load_yaml(EXPERIMENTS_DIR / _method_kind(method) / f"{method}.yaml")
+    # a method's YAML may name its default data (``data: phantom_brain_mri``); the user's choice wins
+    method_data = _selected("data", [method_layer], selection["data"]) if "data" not in (defaults or {}) else selection["data"]
+    data = picked.get("data") or _selected("data", chosen_by_user, method_data)
     layers: list[tuple[str, DictConfig]] = [
-        (f"experiments/{_method_kind(method)}/{method}.yaml", _load_yaml(EXPERIMENTS_DIR / _method_kind(method) / f"{method}.yaml")),
+        (f"experiments/{_method_kind(method)}/{method}.yaml", method_layer),
         (f"experiments/data/{data}.yaml", _load_yaml(EXPERIMENTS_DIR / "data" / f"{data}.yaml")),
         *user_layers,
         ("the command line", cli),

@@ -176,7 +176,16 @@ def pretrain(cfg: DictConfig) -> PretrainResult:
             raise ConfigError(f"{error} (set zoo.name=..., or run_name=..., before training starts)") from None
     with _run(cfg) as (run_dir, datamodule, method, trainer, checkpoint):
         ckpt_path = str(run_dir / LAST_CHECKPOINT) if cfg.resume else None
-        trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)
+        if method.semi_supervised:
+            datamodule.setup("fit")
+            trainer.fit(
+                method,
+                train_dataloaders=datamodule.semi_supervised_dataloader(),
+                val_dataloaders=datamodule.val_dataloader(),
+                ckpt_path=ckpt_path,
+            )
+        else:
+            trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)
         # Lightning saves "last" at epoch and validation ends; a run stopped by max_steps mid-epoch
         # would otherwise resume from an older step.
         trainer.save_checkpoint(run_dir / LAST_CHECKPOINT)

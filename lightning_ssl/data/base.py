@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
+from pytorch_lightning.utilities import CombinedLoader
 from monai.data import CacheDataset, PersistentDataset
 from monai.data import Dataset as MonaiDataset
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -118,6 +119,17 @@ class BaseDataModule(pl.LightningDataModule):
     def unlabeled_dataloader(self) -> DataLoader:
         """Shuffled batches of the unlabeled pool."""
         return self._loader(self.unlabeled_dataset(), shuffle=True)
+
+    def semi_supervised_dataloader(self) -> CombinedLoader:
+        """Training batches as ``{"labeled": batch, "unlabeled": batch}``: the budget and the pool side by side.
+
+        An epoch runs through the longer of the two, cycling the shorter. With every label in the
+        budget the pool is empty and each batch holds ``labeled`` only.
+        """
+        loaders = {"labeled": self.labeled_dataloader()}
+        if len(self.budget_indices()[1]):
+            loaders["unlabeled"] = self.unlabeled_dataloader()
+        return CombinedLoader(loaders, mode="max_size_cycle")
 
     def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
         if dataset is None:

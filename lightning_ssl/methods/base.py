@@ -38,8 +38,10 @@ class BaseMethod(pl.LightningModule):
     ``config`` is the whole resolved run config as a plain dict, ``data_info`` the DataModule's
     ``DataInfo`` as a dict; both are saved in checkpoints, so ``load_from_checkpoint`` rebuilds the
     method and ``zoo.publish`` finds the network under ``network`` with its ``zoo_metadata``.
-    Methods with ``trains_decoder = False`` keep only the encoder. When the data has class labels
-    and ``method.online_probe`` is on, ``probe`` is a linear classifier on detached features.
+    Methods with ``trains_decoder = False`` keep only the encoder; ``semi_supervised`` methods train
+    on the DataModule's ``semi_supervised_dataloader()`` (labeled and unlabeled batches together).
+    When the data has class labels and ``method.online_probe`` is on, ``probe`` is a linear
+    classifier on detached features.
     """
 
     Config: type[MethodConfig] = MethodConfig
@@ -47,6 +49,7 @@ class BaseMethod(pl.LightningModule):
     output_activation: str | None = None
     citation: str = ""
     trains_decoder: bool = True
+    semi_supervised: bool = False
 
     def __init__(self, config: dict[str, Any], data_info: dict[str, Any]) -> None:
         super().__init__()

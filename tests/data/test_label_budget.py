@@ -42,3 +42,27 @@ def test_unknown_labels_stay_unlabeled_and_seeds_differ() -> None:
 def test_bad_budgets_say_what_to_do(budget, message) -> None:
     with pytest.raises(DataError, match=message):
         budget_size(budget, 450)
+
+
+def _phantom_xray(budget: object) -> object:
+    from lightning_ssl.config import build_config
+    from lightning_ssl.data import DATASETS
+
+    cfg = build_config(["data=phantom_xray", f"data.label_budget={budget}", "data.batch_size=4"])
+    datamodule = DATASETS[cfg.data.name](cfg.data)
+    datamodule.setup("fit")
+    return datamodule
+
+
+def test_semi_supervised_batches_pair_the_budget_with_the_unlabeled_pool() -> None:
+    datamodule = _phantom_xray(8)
+    batch, _, _ = next(iter(datamodule.semi_supervised_dataloader()))
+    assert set(batch) == {"labeled", "unlabeled"}
+    assert "label" in batch["labeled"] and "label" not in batch["unlabeled"] and "mask" not in batch["unlabeled"]
+    steps = sum(1 for _ in datamodule.semi_supervised_dataloader())
+    assert steps == len(datamodule.unlabeled_dataloader())
+
+
+def test_semi_supervised_batches_without_a_pool_hold_labeled_only() -> None:
+    batch, _, _ = next(iter(_phantom_xray("all").semi_supervised_dataloader()))
+    assert set(batch) == {"labeled"}
