@@ -19,6 +19,8 @@ from pytorch_lightning.callbacks import (
     ModelCheckpoint,
 )
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader
 
 import zoo
 from lightning_ssl.config import ConfigError
@@ -199,6 +201,18 @@ def pretrain(cfg: DictConfig) -> PretrainResult:
         return PretrainResult(run_dir, best, last, entry, metrics)
 
 
+def whole_split(loader: DataLoader, trainer: pl.Trainer) -> DataLoader:
+    """``loader`` with each sample on exactly one process.
+
+    Lightning's default distributed sampler pads the split with repeated samples so every process
+    gets as many; test metrics must count each sample once.
+    """
+    if trainer.world_size == 1:
+        return loader
+    sampler = UnrepeatedDistributedSampler(loader.dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False)
+    return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=sampler, num_workers=loader.num_workers)
+
+
 def finetune(cfg: DictConfig) -> FinetuneResult:
     """Train ``cfg.method`` (``finetune``) on the labeled budget, keep the best on validation loss, score the test split.
 
@@ -209,7 +223,7 @@ def finetune(cfg: DictConfig) -> FinetuneResult:
         train = datamodule.train_dataloader() if cfg.data.label_budget is None else datamodule.labeled_dataloader()
         trainer.fit(method, train_dataloaders=train, val_dataloaders=datamodule.val_dataloader())
         best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
-        test = datamodule.test_dataloader() if datamodule.test_dataset is not None else datamodule.val_dataloader()
+        test = whole_split(datamodule.test_dataloader() if datamodule.test_dataset is not None else datamodule.val_dataloader(), trainer)
         if datamodule.test_dataset is None:
             log.warning("data %s has no test split: the reported metrics are on the validation split", cfg.data.name)
         results = trainer.test(method, dataloaders=test, ckpt_path=str(best) if best else None, verbose=False)

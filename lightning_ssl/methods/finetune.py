@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from monai.losses import DiceCELoss
 from monai.metrics import compute_dice, compute_hausdorff_distance
 from torch import nn
-from torchmetrics import MetricCollection
+from torchmetrics import MetricCollection, SumMetric
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassAUROC,
@@ -90,6 +90,7 @@ class FinetuneMethod(BaseMethod):
             hidden = 0 if linear else self.cfg.method.head_hidden
             self.head = ClassificationHead(self.network.encoder.out_channels, classes, hidden, standardise=linear)
             self.metrics = nn.ModuleDict({stage: self._classification_metrics(classes, stage) for stage in ("val", "test")})
+        self.samples = nn.ModuleDict({stage: SumMetric() for stage in ("val", "test")})
         self.init_report = self._load_pretrained()
         if self.cfg.method.mode == "linear":
             self.network.encoder.requires_grad_(False)
@@ -178,6 +179,8 @@ class FinetuneMethod(BaseMethod):
         self.check_batch(batch)
         logits, target, loss = self._loss(batch)
         self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["image"].shape[0])
+        self.samples[stage].update(target.shape[0])
+        self.log(f"{stage}/samples", self.samples[stage], on_step=False, on_epoch=True)
         if self.segmentation:
             self._outputs.append((logits.argmax(dim=1, keepdim=True).cpu(), target.cpu()))
         else:
@@ -205,7 +208,10 @@ class FinetuneMethod(BaseMethod):
         dice = compute_dice(*onehot, include_background=False, ignore_empty=True).float()
         hd95 = compute_hausdorff_distance(*onehot, include_background=False, percentile=95).float()
         per_sample = torch.stack([dice, hd95], dim=-1).to(self.device)
-        gathered = self.all_gather(per_sample).reshape(-1, classes - 1, 2)
+        # ranks may hold different sample counts (the test split is not padded): pad with NaN, which nanmean skips
+        most = int(self.all_gather(torch.tensor(per_sample.shape[0], device=self.device)).max())
+        padded = F.pad(per_sample, (0, 0, 0, 0, 0, most - per_sample.shape[0]), value=float("nan"))
+        gathered = self.all_gather(padded).reshape(-1, classes - 1, 2)
         finite = gathered.masked_fill(~torch.isfinite(gathered), float("nan"))
         for index in range(classes - 1):
             for column, metric in enumerate(("dice", "hd95")):
