@@ -12,13 +12,14 @@ TASK ?= classification
 INIT ?= scratch
 LABELS ?=
 PYTEST_ARGS ?=
+QUICK ?=
 
 STAMP := $(VENV)/.installed
 # Dotted config keys given straight to make (`make pretrain METHOD=byol data.root=/data`) are
 # make variables; pass them on to the CLI like ARGS.
 CONFIG_OVERRIDES = $(foreach v,$(sort $(.VARIABLES)),$(if $(and $(findstring .,$(v)),$(filter command line,$(origin $(v)))),$(v)=$($(v))))
 
-.PHONY: install pretrain finetune test test-fast zoo-list benchmarks clean
+.PHONY: install pretrain finetune test test-fast zoo-list benchmark benchmarks clean
 
 install: $(STAMP)
 
@@ -43,6 +44,11 @@ test-fast: $(STAMP)
 
 zoo-list: $(STAMP)
 	$(PY) -m lightning_ssl zoo list
+
+# The label-efficiency matrix on PneumoniaMNIST (about 45 min; QUICK=1: about 5 min); ARGS adds options,
+# e.g. ARGS="--finetune-args trainer.devices=2 trainer.strategy=ddp" or ARGS="--inits scratch zoo:chen_pneumoniamnist".
+benchmark: $(STAMP)
+	$(PY) benchmarks/label_efficiency.py $(if $(QUICK),--quick) $(ARGS)
 
 benchmarks: $(STAMP)
 	$(PY) benchmarks/genesis_transforms.py

@@ -129,7 +129,8 @@ class TrainerConfig:
     gradient_clip_val: Optional[float] = None
     accumulate_grad_batches: int = 1
     log_every_n_steps: int = 10
-    check_val_every_n_epoch: int = 1
+    check_val_every_n_epoch: Optional[int] = 1
+    val_check_interval: Optional[Any] = None
     limit_train_batches: Optional[float] = None
     limit_val_batches: Optional[float] = None
     enable_progress_bar: bool = True
@@ -312,6 +313,7 @@ def build_config(args: list[str] | None = None, defaults: dict[str, str] | None 
     for node in SELECTORS:
         config_class = _select_registered(node, names[node], registries[node])
         schema[node] = OmegaConf.structured(config_class(name=names[node]))
+    _nest_data_schemas(schema, sources, registries["data"])
     OmegaConf.set_struct(schema, True)
     merged = schema
     for origin, layer in layers:
@@ -328,6 +330,16 @@ def build_config(args: list[str] | None = None, defaults: dict[str, str] | None 
     if merged.run_name is None:
         merged.run_name = f"{merged.method.name}_{merged.data.name}"
     return merged
+
+
+def _nest_data_schemas(schema: DictConfig, sources: list[DictConfig], registry: dict[str, type]) -> None:
+    """Give each whole data config nested in the data config (``nested_data``: key -> default dataset) its dataset's schema.
+
+    The dataset of ``data.<key>`` is chosen by ``data.<key>.name`` like the top-level selectors: the last source wins.
+    """
+    for key, default in getattr(registry[schema.data.name], "nested_data", {}).items():
+        name = _selected(f"data.{key}", sources, default)
+        schema.data[key] = OmegaConf.structured(_select_registered(f"data.{key}", name, registry)(name=name))
 
 
 def _method_kind(method: str) -> str:

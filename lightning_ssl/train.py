@@ -127,7 +127,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, ModelChec
         callbacks.append(
             EarlyStopping(monitor=cfg.early_stopping.monitor, patience=cfg.early_stopping.patience, mode="min", strict=False)
         )
-    trainer_args: dict[str, Any] = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
+    trainer_args: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer = pl.Trainer(default_root_dir=str(run_dir), logger=loggers or False, callbacks=callbacks, **trainer_args)
     return trainer, checkpoint
 

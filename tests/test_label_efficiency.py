@@ -1,0 +1,52 @@
+"""The label-efficiency benchmark: a report row for every cell asked for, a plot, and runs on two processes."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL_XRAY = ["--data", "phantom_xray", "--data-args", "data.num_patients=29", "data.patch_size=[32,32]", "data.batch_size=4"]
+
+
+def _benchmark(tmp_path: Path, *args: str) -> str:
+    report = tmp_path / "label_efficiency.md"
+    env = {k: v for k, v in os.environ.items() if k != "LIGHTNING_SSL_RUN_DIR"}
+    command = [sys.executable, "benchmarks/label_efficiency.py", *SMALL_XRAY, "--output", str(report), *args]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert report.with_suffix(".png").stat().st_size > 0
+    return report.read_text()
+
+
+def _rows(report: str) -> list[list[str]]:
+    lines = [line for line in report.splitlines() if line.startswith("| ") and not line.startswith("| init")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+@pytest.mark.slow
+def test_report_has_a_row_for_every_cell_and_pretrains_the_missing_entry(tmp_path: Path) -> None:
+    report = _benchmark(
+        tmp_path, "--inits", "scratch", "zoo:byol_phantom_xray", "--budgets", "4", "all", "--seeds", "2", "--steps", "3",
+        "--pretrain-args", "trainer.max_steps=2", "network.features=[4,8,16]",
+    )
+    rows = _rows(report)
+    assert [(r[0], r[1], r[3]) for r in rows] == [
+        ("scratch", "4", "2"), ("scratch", "all", "2"), ("zoo:byol_phantom_xray", "4", "2"), ("zoo:byol_phantom_xray", "all", "2")
+    ]
+    assert rows[0][2] == "4" and int(rows[1][2]) > 4
+    assert all("±" in r[4] for r in rows) and rows[0][5] == "–" and "±" in rows[2][5]
+    assert "network.features=[4,8,16]" in report, "scratch must be built like the zoo entry it is compared with"
+
+
+@pytest.mark.slow
+@pytest.mark.ddp
+def test_cells_run_on_two_processes(tmp_path: Path) -> None:
+    report = _benchmark(
+        tmp_path, "--inits", "scratch", "--budgets", "all", "--seeds", "1", "--steps", "2",
+        "--finetune-args", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", "network.features=[4,8,16]",
+    )
+    assert [r[:4] for r in _rows(report)] == [["scratch", "all", "17", "1"]]
+    assert "trainer.strategy=ddp" in report
