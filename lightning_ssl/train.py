@@ -26,7 +26,7 @@ import zoo
 from lightning_ssl.config import ConfigError
 from lightning_ssl.data import DATASETS
 from lightning_ssl.methods import METHODS
-from zoo.store import validate_name
+from zoo.store import METADATA_FILE, validate_name
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,24 @@ def _run(cfg: DictConfig) -> Iterator[tuple[Path, Any, Any, pl.Trainer, ModelChe
             os.environ.pop(RUN_DIR_ENV, None)
 
 
+def _wandb_run(trainer: pl.Trainer) -> Any | None:
+    """The W&B run the trainer logs to, if any."""
+    for logger in trainer.loggers:
+        if type(logger).__name__ == "WandbLogger":
+            return logger.experiment
+    return None
+
+
+def log_zoo_artifact(run: Any, entry: Path, name: str) -> None:
+    """Upload a published zoo entry (weights, metadata, card) to ``run`` as a W&B model artifact."""
+    import wandb
+
+    metadata = json.loads((entry / METADATA_FILE).read_text())
+    artifact = wandb.Artifact(name, type="model", description=f"lightning-ssl zoo entry {name} {entry.name}", metadata=metadata)
+    artifact.add_dir(str(entry))
+    run.log_artifact(artifact, aliases=["latest", entry.name])
+
+
 def _finish_wandb(trainer: pl.Trainer | None, exit_code: int) -> None:
     """End the W&B run this run started, so the next run in the same process (a sweep, a test) gets its own."""
     if trainer is None or not any(type(logger).__name__ == "WandbLogger" for logger in trainer.loggers):
@@ -198,6 +216,9 @@ def pretrain(cfg: DictConfig) -> PretrainResult:
         if trainer.is_global_zero and cfg.zoo.publish and (best or last):
             entry = zoo.publish(best or last, zoo_name, store=cfg.zoo.store)
             log.info("published %s to the zoo at %s", zoo_name, entry)
+            run = _wandb_run(trainer)
+            if run is not None and not run.offline:
+                log_zoo_artifact(run, entry, zoo_name)
         return PretrainResult(run_dir, best, last, entry, metrics)
 
 
