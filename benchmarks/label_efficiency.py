@@ -227,9 +227,9 @@ def findings(cells: list[Cell], metric: str) -> str:
             seeds = sorted(set(cell.runs) & set(scratch[cell.budget].runs))
             diff = sign * np.array([cell.runs[s][metric] - scratch[cell.budget].runs[s][metric] for s in seeds])
             spread = diff.std(ddof=1) if diff.size > 1 else float("nan")
-            verdict = "better" if diff.mean() > 0 else "worse" if diff.mean() < 0 else "no different"
-            clear = " (beyond one std of the paired differences)" if diff.size > 1 and abs(diff.mean()) > spread else ""
-            parts.append(f"{verdict} than scratch at {cell.labels} labels by {sign * diff.mean():+.3f}{clear}")
+            verdict = "better than" if diff.mean() > 0 else "worse than" if diff.mean() < 0 else "equal to"
+            clear = ", beyond one std of the paired differences" if diff.size > 1 and abs(diff.mean()) > spread else ""
+            parts.append(f"{verdict} scratch at {cell.labels} labels ({sign * diff.mean():+.3f}{clear})")
         sentences.append(f"{init} on {metric}: " + "; ".join(parts) + ".")
     return " ".join(sentences)
 
