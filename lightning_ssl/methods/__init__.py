@@ -5,6 +5,7 @@ from __future__ import annotations
 from lightning_ssl.methods.base import BaseMethod
 from lightning_ssl.methods.byol import BYOLMethod
 from lightning_ssl.methods.context_restoration import ContextRestorationMethod
+from lightning_ssl.methods.cpcseg import CPCSegMethod
 from lightning_ssl.methods.finetune import FinetuneMethod
 from lightning_ssl.methods.genesis import GenesisMethod
 from lightning_ssl.methods.simclr import SimCLRMethod
@@ -15,6 +16,7 @@ METHODS: dict[str, type[BaseMethod]] = {
     "simclr": SimCLRMethod,
     "byol": BYOLMethod,
     "finetune": FinetuneMethod,
+    "cpcseg": CPCSegMethod,
 }
 
-__all__ = ["METHODS", "BYOLMethod", "BaseMethod", "ContextRestorationMethod", "FinetuneMethod", "GenesisMethod", "SimCLRMethod"]
+__all__ = ["METHODS", "BYOLMethod", "BaseMethod", "CPCSegMethod", "ContextRestorationMethod", "FinetuneMethod", "GenesisMethod", "SimCLRMethod"]
