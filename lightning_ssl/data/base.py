@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
-from pytorch_lightning.utilities import CombinedLoader
+from pytorch_lightning.utilities import CombinedLoader, rank_zero_warn
 from monai.data import CacheDataset, PersistentDataset
 from monai.data import Dataset as MonaiDataset
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -148,8 +148,14 @@ class BaseDataModule(pl.LightningDataModule):
         """Shuffled training batches."""
         return self._loader(self.train_dataset, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
-        """Validation batches, fixed order."""
+    def val_dataloader(self) -> DataLoader | list:
+        """Validation batches, fixed order; none (with a warning) when the data has no validation split."""
+        if self.val_dataset is None and self.train_dataset is not None:
+            rank_zero_warn(
+                f"data {self.config.name!r} has no validation split: training runs without validation, "
+                f"so no best checkpoint (the zoo gets the last one); raise data.val_fraction if the data allows"
+            )
+            return []
         return self._loader(self.val_dataset, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:

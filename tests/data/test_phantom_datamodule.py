@@ -40,3 +40,16 @@ def test_cubes_are_taken_inside_the_body():
     centres = [dm.train_dataset[0]["image"][0, 16, 16, 8] for _ in range(30)]
     # Air (-1000 HU) maps to 0; a cube centred in the body has tissue or lung (> -1000 HU) at its centre.
     assert sum(float(c) > 0.02 for c in centres) >= 27
+
+
+def test_data_without_a_validation_split_trains_without_validation_and_says_so():
+    dm = _datamodule(batch_size=2)
+    dm.val_dataset = None
+    with pytest.warns(UserWarning, match="no validation split"):
+        assert dm.val_dataloader() == []
+
+
+def test_asking_for_a_split_before_setup_is_an_error():
+    dm = PhantomCTDataModule(OmegaConf.structured(PhantomCTDataModule.Config()))
+    with pytest.raises(RuntimeError, match="setup"):
+        dm.val_dataloader()
