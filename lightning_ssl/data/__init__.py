@@ -10,6 +10,7 @@ from lightning_ssl.data.image_folder import ImageFolderDataModule
 from lightning_ssl.data.jsrt import JSRTDataModule
 from lightning_ssl.data.luna16 import Luna16DataModule
 from lightning_ssl.data.medmnist import MedMNISTDataModule
+from lightning_ssl.data.multitask import MultiTaskDataModule
 from lightning_ssl.data.phantom import PhantomCTDataModule
 from lightning_ssl.data.phantom_brain import PhantomBrainMRIDataModule
 from lightning_ssl.data.phantom_xray import PhantomXRayDataModule
@@ -29,6 +30,7 @@ DATASETS: dict[str, type[BaseDataModule]] = {
     "image_folder": ImageFolderDataModule,
     "luna16": Luna16DataModule,
     "jsrt": JSRTDataModule,
+    "multitask": MultiTaskDataModule,
 }
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "JSRTDataModule",
     "Luna16DataModule",
     "MedMNISTDataModule",
+    "MultiTaskDataModule",
     "PhantomBrainMRIDataModule",
     "PhantomCTDataModule",
     "PhantomXRayDataModule",

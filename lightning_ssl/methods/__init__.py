@@ -8,6 +8,7 @@ from lightning_ssl.methods.context_restoration import ContextRestorationMethod
 from lightning_ssl.methods.cpcseg import CPCSegMethod
 from lightning_ssl.methods.finetune import FinetuneMethod
 from lightning_ssl.methods.genesis import GenesisMethod
+from lightning_ssl.methods.multimix import MultiMixMethod
 from lightning_ssl.methods.simclr import SimCLRMethod
 
 METHODS: dict[str, type[BaseMethod]] = {
@@ -17,6 +18,7 @@ METHODS: dict[str, type[BaseMethod]] = {
     "byol": BYOLMethod,
     "finetune": FinetuneMethod,
     "cpcseg": CPCSegMethod,
+    "multimix": MultiMixMethod,
 }
 
-__all__ = ["METHODS", "BYOLMethod", "BaseMethod", "CPCSegMethod", "ContextRestorationMethod", "FinetuneMethod", "GenesisMethod", "SimCLRMethod"]
+__all__ = ["METHODS", "BYOLMethod", "BaseMethod", "CPCSegMethod", "ContextRestorationMethod", "FinetuneMethod", "GenesisMethod", "MultiMixMethod", "SimCLRMethod"]
