@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import (
     EarlyStopping,
@@ -156,6 +157,9 @@ def _run(cfg: DictConfig) -> Iterator[tuple[Path, Any, Any, pl.Trainer, ModelChe
     finally:
         if owns_env:
             os.environ.pop(RUN_DIR_ENV, None)
+        # Lightning leaves the process group up; a gloo group still alive at interpreter exit can abort the process
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 def _wandb_run(trainer: pl.Trainer) -> Any | None:

@@ -23,6 +23,7 @@ SMALL_XRAY = [
     "data.test_fraction=0.25",
     "network.features=[4,8,16]",
     "trainer.max_steps=4",
+    "trainer.val_check_interval=2",
     "trainer.enable_progress_bar=false",
     "method=finetune",
 ]
