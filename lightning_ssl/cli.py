@@ -55,9 +55,15 @@ def _check_data(overrides: list[str]) -> int:
     from lightning_ssl.data.check import check_datamodule, format_summary
 
     cfg = build_config(overrides)
-    summary = check_datamodule(DATASETS[cfg.data.name](cfg.data))
-    print(format_summary(summary))
-    return 1 if summary.problems else 0
+    datamodule = DATASETS[cfg.data.name](cfg.data)
+    # a DataModule made of several (data=multitask) is checked one part at a time
+    parts = getattr(datamodule, "tasks", None) or {"": datamodule}
+    problems = False
+    for task, part in parts.items():
+        summary = check_datamodule(part)
+        print(f"{task}: {format_summary(summary)}" if task else format_summary(summary))
+        problems = problems or bool(summary.problems)
+    return 1 if problems else 0
 
 
 def _sweep(path: str, count: int | None, overrides: list[str]) -> int:

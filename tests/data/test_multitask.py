@@ -160,3 +160,14 @@ def test_real_pair_pneumoniamnist_and_xray_lung_masks_at_64_px() -> None:
     mask = batch["seg_labeled"]["mask"]
     assert batch["cls_unlabeled"]["image"].shape[1:] == (1, 64, 64) and mask.shape[1:] == (1, 64, 64)
     assert set(torch.unique(mask).tolist()) == {0, 1}
+
+
+def test_check_data_summarises_each_task(capsys) -> None:
+    from lightning_ssl.cli import main
+
+    args = ["data.patch_size=[32,32]", "data.classification.num_patients=12", "data.segmentation.num_patients=12",
+            "data.classification.label_budget=4", "data.segmentation.label_budget=2"]
+    assert main(["check-data", "data=multitask", *args]) == 0
+    out = capsys.readouterr().out
+    assert "classification: data phantom_xray" in out and "segmentation: data phantom_xray" in out
+    assert "train: labeled" in out and "mask values" in out
