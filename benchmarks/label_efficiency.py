@@ -151,21 +151,22 @@ def finetune_command(args: argparse.Namespace, init: str, budget: str, seed: int
     )
 
 
-def label_counts(args: argparse.Namespace) -> dict[str, int]:
-    """How many labels each budget means on this data."""
+def data_facts(args: argparse.Namespace) -> tuple[dict[str, int], float | None]:
+    """How many labels each budget means on this data, and the test split's majority-class share (None without)."""
     cfg = build_config([f"data={args.data}", *args.data_args])
     datamodule = DATASETS[cfg.data.name](cfg.data)
     labels = datamodule.train_labels()
     available = int(np.sum(labels >= 0)) if labels is not None else 0
-    return {budget: budget_size(budget, available) for budget in args.budgets}
+    test_labels = getattr(datamodule.test_dataset, "class_labels", lambda: None)()
+    majority = float(np.bincount(test_labels).max() / len(test_labels)) if test_labels is not None and len(test_labels) else None
+    return {budget: budget_size(budget, available) for budget in args.budgets}, majority
 
 
-def run_matrix(args: argparse.Namespace, workdir: Path) -> tuple[list[Cell], list[str]]:
+def run_matrix(args: argparse.Namespace, workdir: Path, counts: dict[str, int]) -> tuple[list[Cell], list[str]]:
     """Every cell of the matrix, and the command of one cell per init as an example."""
     env = {k: v for k, v in os.environ.items() if k != "LIGHTNING_SSL_RUN_DIR"}
     stores = ensure_entries(args, workdir, env)
     network = scratch_network(args, stores)
-    counts = label_counts(args)
     cells = [Cell(init, budget, counts[budget]) for init in args.inits for budget in args.budgets]
     examples: dict[str, str] = {}
     total, done = len(cells) * args.seeds, 0
@@ -234,6 +235,18 @@ def findings(cells: list[Cell], metric: str) -> str:
     return " ".join(sentences)
 
 
+def majority_note(cells: list[Cell], majority: float | None) -> str:
+    """The test split's majority-class share, and the cells whose every seed scored exactly that accuracy."""
+    if majority is None or not all("test/acc" in run for c in cells for run in c.runs.values()):
+        return ""
+    stuck = [f"{c.init} at {c.labels} labels" for c in cells if np.allclose(c.values("test/acc"), majority, atol=5e-4)]
+    sentence = f"Always predicting the test split's majority class scores an accuracy of {majority:.3f}."
+    if stuck:
+        sentence += (f" {'; '.join(stuck)}: every seed scored exactly that, i.e. the checkpoint kept (best validation loss) "
+                     "predicts one class for every image, whatever its AUC.")
+    return sentence + "\n"
+
+
 def plot(cells: list[Cell], metrics: list[str], path: Path, title: str) -> None:
     """One panel per metric: mean +- std vs number of labels (log scale), one line per init."""
     figure, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.8), squeeze=False)
@@ -256,7 +269,7 @@ def plot(cells: list[Cell], metrics: list[str], path: Path, title: str) -> None:
 
 
 def report(args: argparse.Namespace, cells: list[Cell], examples: list[str], png: Path, seconds: float,
-           loads: tuple[float, float]) -> str:
+           loads: tuple[float, float], majority: float | None) -> str:
     """The markdown report."""
     metrics = METRICS[args.task]
     command = shlex.join(["python", "benchmarks/label_efficiency.py", *sys.argv[1:]])
@@ -287,7 +300,7 @@ start, {loads[1]:.2f} at the end. Whole benchmark: {seconds / 60:.1f} min
 
 {table(cells, metrics)}
 
-{findings(cells, metrics[0])}
+{majority_note(cells, majority)}{findings(cells, metrics[0])}
 {findings(cells, metrics[1])}
 With {args.seeds} seed(s), a gain smaller than the seed spread is not evidence of a difference.
 """
@@ -301,7 +314,7 @@ def parse_args() -> argparse.Namespace:
                         help=f"config overrides of the data, for every run (PneumoniaMNIST: {PNEUMONIAMNIST_ARGS[0]})")
     parser.add_argument("--task", choices=sorted(METRICS), default="classification")
     parser.add_argument("--mode", choices=["finetune", "linear"], default="finetune")
-    parser.add_argument("--inits", nargs="+", default=["scratch", "zoo:simclr_pneumoniamnist", "zoo:byol_pneumoniamnist"])
+    parser.add_argument("--inits", nargs="+", default=["scratch", "zoo:simclr_pneumoniamnist", "zoo:byol_pneumoniamnist", "zoo:chen_pneumoniamnist"])
     parser.add_argument("--budgets", nargs="+", default=["0.01", "0.1", "1.0"], help="fractions, counts or 'all'")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=300, help="fine-tuning optimiser steps per run")
@@ -330,11 +343,12 @@ def main() -> None:
     start, load_start = time.perf_counter(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="label_efficiency_") as temporary:
         workdir = from_repo(args.runs) if args.runs else Path(temporary)
-        cells, examples = run_matrix(args, workdir)
+        counts, majority = data_facts(args)
+        cells, examples = run_matrix(args, workdir, counts)
     seconds, loads = time.perf_counter() - start, (load_start, os.getloadavg()[0])
     plot(cells, METRICS[args.task], png, f"{args.data}, {args.task}, {args.mode}, {args.seeds} seed(s)")
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(report(args, cells, examples, png, seconds, loads))
+    output.write_text(report(args, cells, examples, png, seconds, loads, majority))
     print(output.read_text())
 
 
