@@ -43,7 +43,14 @@ REPO = Path(__file__).resolve().parent.parent
 METRICS = {"classification": ["test/auc", "test/acc", "test/f1"], "segmentation": ["test/dice", "test/hd95_class1"]}
 LOWER_IS_BETTER = {"test/hd95_class1"}
 PNEUMONIAMNIST_ARGS = ["data.root=../shared/data/pneumoniamnist"]
-QUICK = {"inits": ["scratch", "zoo:byol_pneumoniamnist"], "budgets": ["0.01", "1.0"], "seeds": 1, "steps": 40, "pretrain_epochs": 1}
+QUICK = {
+    "inits": ["scratch", "zoo:byol_pneumoniamnist"],
+    "budgets": ["0.01", "1.0"],
+    "seeds": 1,
+    "steps": 100,
+    "pretrain_epochs": 1,
+    "output": "results/label_efficiency_quick.md",
+}
 
 
 @dataclass
