@@ -2,8 +2,10 @@
 
 The file is the one ``wandb sweep FILE`` takes (method, metric, parameters, command). W&B's own search code
 (the ``sweeps`` package: random, grid, bayes) picks each run's parameters from the previous runs' metric; each
-run is an in-process ``pretrain`` with the ``command``'s fixed arguments and the parameters as ``--key=value``
-(what ``${args}`` passes), logged by W&B offline unless ``WANDB_MODE`` or ``wandb.mode`` says otherwise.
+run is an in-process ``pretrain`` or ``finetune`` (the ``command``'s subcommand) with the ``command``'s fixed
+arguments and the parameters as ``--key=value`` (what ``${args}`` passes), logged by W&B offline unless
+``WANDB_MODE`` or ``wandb.mode`` says otherwise. A fine-tuning sweep chooses on its validation metrics: the test
+split is scored after each run but never searched on.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ GOALS = ("minimize", "maximize")
 ARG_MACROS = ("${args}", "${args_no_hyphens}", "${args_no_equals}")
 PROGRAM_MACROS = ("${env}", "${interpreter}", "${program}")
 PROGRAMS = ("lightning_ssl", "lightning-ssl")
+COMMANDS = ("pretrain", "finetune")
 INSTALL_HINT = "pip install 'lightning-ssl[wandb]'"
 
 
@@ -43,7 +46,12 @@ class Sweep:
     path: Path
     name: str
     config: dict[str, Any]
+    command: str
     fixed_args: tuple[str, ...]
+
+    def build(self, args: Sequence[str]) -> Any:
+        """A run's config, resolved as the CLI's ``command`` resolves it."""
+        return build_config(list(args), defaults={"method": "finetune"} if self.command == "finetune" else None)
 
     @property
     def method(self) -> str:
@@ -93,21 +101,23 @@ def agent_args(parameters: dict[str, Any]) -> list[str]:
     return [f"--{key}={value}" for key, value in parameters.items()]
 
 
-def _fixed_args(command: Any, origin: str) -> tuple[str, ...]:
-    """The fixed overrides in a sweep ``command``: the words after ``pretrain`` that are not macros."""
+def _fixed_args(command: Any, origin: str) -> tuple[str, tuple[str, ...]]:
+    """The subcommand (``pretrain`` or ``finetune``) of a sweep ``command`` and its fixed overrides: the words
+    after it that are not macros."""
     example = "[${env}, python, -m, lightning_ssl, pretrain, ${args}]"
-    if not isinstance(command, list) or "pretrain" not in (words := [str(word) for word in command]):
-        raise SweepError(f"{origin}: command must run our pretraining with the agent's arguments, e.g. {example}")
-    start = words.index("pretrain")
+    words = [str(word) for word in command] if isinstance(command, list) else []
+    start = next((i for i, word in enumerate(words) if word in COMMANDS), None)
+    if start is None:
+        raise SweepError(f"{origin}: command must run our pretrain or finetune with the agent's arguments, e.g. {example}")
     if not set(PROGRAMS) & set(words[:start]):
-        raise SweepError(f"{origin}: command must run `python -m lightning_ssl pretrain`, e.g. {example}")
+        raise SweepError(f"{origin}: command must run `python -m lightning_ssl {words[start]}`, e.g. {example}")
     macros = [word for word in words if word.startswith("${")]
     unknown = [macro for macro in macros if macro not in ARG_MACROS + PROGRAM_MACROS]
     if unknown:
         raise SweepError(f"{origin}: command macro {unknown[0]} is not read by our CLI; use ${{args}}")
     if not set(ARG_MACROS) & set(macros):
         raise SweepError(f"{origin}: command has no ${{args}}, so the agent would pass no parameters; e.g. {example}")
-    return tuple(word for word in words[start + 1 :] if not word.startswith("${"))
+    return words[start], tuple(word for word in words[start + 1 :] if not word.startswith("${"))
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -155,7 +165,7 @@ def _check_keys(sweep: Sweep, extra_overrides: Sequence[str]) -> None:
         for value in entry.get("values", [example[key]]):
             args = [*sweep.fixed_args, *agent_args({**example, key: value}), *extra_overrides]
             try:
-                build_config(args)
+                sweep.build(args)
             except ConfigError as error:
                 raise SweepError(f"{sweep.path}: parameter {key}={value!r}: {error}") from None
 
@@ -166,10 +176,15 @@ def load_sweep(path: str | Path, extra_overrides: Sequence[str] = ()) -> Sweep:
     spec = _read(path)
     _check_shape(spec, str(path))
     _check_schema(spec, str(path))
-    fixed = _fixed_args(spec.get("command"), str(path))
-    sweep = Sweep(path, str(spec.get("name") or path.stem), spec, fixed)
+    command, fixed = _fixed_args(spec.get("command"), str(path))
+    sweep = Sweep(path, str(spec.get("name") or path.stem), spec, command, fixed)
+    if command == "finetune" and sweep.metric.startswith("test/"):
+        raise SweepError(
+            f"{path}: metric {sweep.metric!r} would choose parameters on the test split; "
+            f"search on a validation metric such as val/{sweep.metric[5:]}"
+        )
     try:
-        build_config([*fixed, *extra_overrides])
+        sweep.build([*fixed, *extra_overrides])
     except ConfigError as error:
         raise SweepError(f"{path}: command arguments and overrides {' '.join(fixed + tuple(extra_overrides))}: {error}") from None
     _check_keys(sweep, extra_overrides)
@@ -244,18 +259,23 @@ def _one_line(error: BaseException) -> str:
 
 
 def run_one(sweep: Sweep, index: int, parameters: dict[str, Any], extra_overrides: Sequence[str] = ()) -> SweepResult:
-    """Pretrain once with the sweep's fixed arguments and these parameters; a failure is recorded, not raised."""
-    from lightning_ssl.train import pretrain
+    """Run once with the sweep's fixed arguments and these parameters; a failure is recorded, not raised."""
+    from lightning_ssl.train import finetune, pretrain
 
     result = SweepResult(index, parameters, None)
     try:
-        cfg = build_config(["logger=wandb", *sweep.fixed_args, *agent_args(parameters), *extra_overrides])
+        cfg = sweep.build(["logger=wandb", *sweep.fixed_args, *agent_args(parameters), *extra_overrides])
         cfg.wandb.tags = [*cfg.wandb.tags, f"sweep-{sweep.name}"]
-        outcome = pretrain(cfg)
+        if sweep.command == "finetune":
+            outcome = finetune(cfg)
+            metrics = outcome.validation
+        else:
+            outcome = pretrain(cfg)
+            metrics = outcome.metrics
         result.run_dir = outcome.run_dir
-        result.metric = outcome.metrics.get(sweep.metric)
+        result.metric = metrics.get(sweep.metric)
         if result.metric is None:
-            result.error = f"metric {sweep.metric!r} was not logged (logged: {', '.join(sorted(outcome.metrics)) or 'none'})"
+            result.error = f"metric {sweep.metric!r} was not logged (logged: {', '.join(sorted(metrics)) or 'none'})"
     except Exception as error:  # noqa: BLE001 - a failed run is part of the sweep's outcome
         result.error = _one_line(error)
     if result.run_dir is not None:

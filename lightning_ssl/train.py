@@ -41,12 +41,17 @@ TEST_METRICS = "test_metrics.json"
 
 @dataclass
 class FinetuneResult:
-    """Where a fine-tuning run wrote its outputs, and its metrics on the test split."""
+    """Where a fine-tuning run wrote its outputs, and the best checkpoint's metrics on the test and validation splits.
+
+    ``validation`` (``val/*``, and the last ``train/*``) is what a hyper-parameter search may choose on;
+    ``metrics`` (``test/*``) is what it reports.
+    """
 
     run_dir: Path
     best_checkpoint: Path | None
     init: dict[str, Any]
     metrics: dict[str, float]
+    validation: dict[str, float]
 
 
 @dataclass
@@ -248,6 +253,10 @@ def finetune(cfg: DictConfig) -> FinetuneResult:
         train = datamodule.train_dataloader() if cfg.data.label_budget is None else datamodule.labeled_dataloader()
         trainer.fit(method, train_dataloaders=train, val_dataloaders=datamodule.val_dataloader())
         best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
+        validation = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        if best is not None:
+            scored = trainer.validate(method, dataloaders=datamodule.val_dataloader(), ckpt_path=str(best), verbose=False)
+            validation.update(scored[0] if scored else {})
         test = whole_split(datamodule.test_dataloader() if datamodule.test_dataset is not None else datamodule.val_dataloader(), trainer)
         if datamodule.test_dataset is None:
             log.warning("data %s has no test split: the reported metrics are on the validation split", cfg.data.name)
@@ -256,4 +265,4 @@ def finetune(cfg: DictConfig) -> FinetuneResult:
         if trainer.is_global_zero:
             record = {"init": method.init_report, "label_budget": cfg.data.label_budget, "metrics": metrics}
             (run_dir / TEST_METRICS).write_text(json.dumps(record, indent=2, default=str))
-        return FinetuneResult(run_dir, best, method.init_report, metrics)
+        return FinetuneResult(run_dir, best, method.init_report, metrics, validation)

@@ -129,3 +129,26 @@ def test_proposals_do_not_repeat_when_training_reseeds_the_global_generators(tmp
         np.random.seed(42)
         proposals.append(propose(sweep, [], randomness)["optim.lr"])
     assert len(set(proposals)) == 3
+
+
+FINETUNE_COMMAND = ["${env}", "python", "-m", "lightning_ssl", "finetune", "data=phantom_xray", "${args}"]
+SMALL_XRAY = ("data.num_patients=20", "data.patch_size=[32,32]", "data.batch_size=4", "network.features=[4,8,16]",
+              "trainer.max_steps=4", "trainer.val_check_interval=2", "trainer.enable_progress_bar=false")
+
+
+def test_finetune_sweep_chooses_on_the_best_checkpoints_validation_metric(tmp_path):
+    file = write_sweep(tmp_path / "ft.yaml", {"optim.lr": {"values": [0.01, 0.001]}}, method="grid",
+                       command=FINETUNE_COMMAND, metric={"name": "val/acc", "goal": "maximize"})
+    results = run_sweep(file, None, [*SMALL_XRAY, f"output_dir={tmp_path / 'runs'}"])
+    assert [r.parameters["optim.lr"] for r in results] == [0.01, 0.001] and all(r.error is None for r in results)
+    for result in results:
+        cfg = saved_config(result.run_dir)
+        assert cfg.method.name == "finetune" and cfg.optim.lr == result.parameters["optim.lr"]
+        assert 0.0 <= result.metric <= 1.0 and (result.run_dir / "test_metrics.json").is_file()
+
+
+def test_finetune_sweep_refuses_to_search_on_the_test_split(tmp_path):
+    file = write_sweep(tmp_path / "ft.yaml", {"optim.lr": {"values": [0.01]}}, command=FINETUNE_COMMAND,
+                       metric={"name": "test/auc", "goal": "maximize"})
+    with pytest.raises(SweepError, match="test split.*val/auc"):
+        load_sweep(file)
