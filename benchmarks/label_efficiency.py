@@ -183,7 +183,8 @@ def run_matrix(args: argparse.Namespace, workdir: Path, counts: dict[str, int]) 
         for seed in range(args.seeds):
             output = workdir / "finetune" / f"{cell.init.replace(':', '_')}_{cell.budget}_{seed}"
             command = finetune_command(args, cell.init, cell.budget, seed, output, [] if entry else network)
-            examples.setdefault(cell.init, shlex.join(["python", *command[1:]]))
+            # where a cell writes is the benchmark's business: the example leaves output_dir out
+            examples.setdefault(cell.init, shlex.join(["python", *(w for w in command[1:] if not w.startswith("output_dir="))]))
             run_logged(command, workdir / "logs" / f"{output.name}.log", stores.get(entry, env) if entry else env)
             (record,) = output.glob(f"*/*/{TEST_METRICS}")
             cell.runs[seed] = json.loads(record.read_text())["metrics"]
