@@ -21,12 +21,14 @@ from torchmetrics.classification import (
 import zoo
 from lightning_ssl.config import ConfigError, MethodConfig
 from lightning_ssl.methods.base import BaseMethod
+from lightning_ssl.metrics.brats_regions import BraTSRegionMetrics
 from lightning_ssl.models import ClassificationHead
 
 log = logging.getLogger(__name__)
 
 TASKS = ("classification", "segmentation")
 MODES = ("finetune", "linear")
+SEG_METRICS = ("classes", "brats_regions")
 ZOO_PREFIX = "zoo:"
 
 
@@ -37,7 +39,9 @@ class FinetuneConfig(MethodConfig):
     ``init``: ``scratch`` or ``zoo:NAME`` (``zoo:NAME@vK``); the network is then the entry's
     architecture. ``mode``: ``finetune`` trains everything (after ``warmup_epochs`` with the encoder
     frozen), ``linear`` freezes the encoder and trains a linear head (classification only).
-    ``seg_classes``: output channels of a segmentation (background included).
+    ``seg_classes``: output channels of a segmentation (background included). ``seg_metrics``: Dice and
+    HD95 per foreground ``classes``, or per ``brats_regions`` (whole tumour, tumour core, enhancing;
+    needs the 4 canonical BraTS labels, ``seg_classes=4``).
     """
 
     name: str = "finetune"
@@ -47,6 +51,7 @@ class FinetuneConfig(MethodConfig):
     warmup_epochs: int = 0
     head_hidden: int = 0
     seg_classes: int = 2
+    seg_metrics: str = "classes"
     online_probe: bool = False
 
 
@@ -72,6 +77,10 @@ class FinetuneMethod(BaseMethod):
         method = config["method"]
         if method["task"] not in TASKS or method["mode"] not in MODES:
             raise ConfigError(f"method.task must be one of {TASKS} and method.mode one of {MODES}")
+        if method["seg_metrics"] not in SEG_METRICS:
+            raise ConfigError(f"method.seg_metrics={method['seg_metrics']!r} is not one of {', '.join(SEG_METRICS)}")
+        if method["seg_metrics"] == "brats_regions" and method["seg_classes"] != 4:
+            raise ConfigError("method.seg_metrics=brats_regions scores the 4 canonical BraTS labels: set method.seg_classes=4")
         if method["task"] == "segmentation" and method["mode"] == "linear":
             raise ConfigError("method.mode=linear is a classification protocol: use method.mode=finetune for segmentation")
         self.trains_decoder = method["task"] == "segmentation"
@@ -81,6 +90,8 @@ class FinetuneMethod(BaseMethod):
             self.required_keys = ("image", "mask")
             self.loss = DiceCELoss(to_onehot_y=True, softmax=True)
             self._outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+            if self.cfg.method.seg_metrics == "brats_regions":
+                self.regions = nn.ModuleDict({stage: BraTSRegionMetrics(self.data_info.spacing) for stage in ("val", "test")})
         else:
             self.required_keys = ("image", "label")
             classes = self.data_info.num_classes
@@ -181,7 +192,9 @@ class FinetuneMethod(BaseMethod):
         self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["image"].shape[0])
         self.samples[stage].update(target.shape[0])
         self.log(f"{stage}/samples", self.samples[stage], on_step=False, on_epoch=True)
-        if self.segmentation:
+        if self.segmentation and self.cfg.method.seg_metrics == "brats_regions":
+            self.regions[stage].update(logits.argmax(dim=1, keepdim=True), target)
+        elif self.segmentation:
             self._outputs.append((logits.argmax(dim=1, keepdim=True).cpu(), target.cpu()))
         else:
             metrics = self.metrics[stage]
@@ -197,7 +210,13 @@ class FinetuneMethod(BaseMethod):
         self._evaluate(batch, "test")
 
     def _segmentation_metrics(self, stage: str) -> None:
-        """Dice and HD95 per foreground class over every sample of every process."""
+        """Dice and HD95 per foreground class (or BraTS region) over every sample of every process."""
+        if self.cfg.method.seg_metrics == "brats_regions":
+            if self.regions[stage].update_count:
+                for name, value in self.regions[stage].compute().items():
+                    self.log(f"{stage}/{name}", value)
+                self.regions[stage].reset()
+            return
         if not self._outputs:
             return
         classes = self.cfg.method.seg_classes

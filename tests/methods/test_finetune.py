@@ -85,3 +85,15 @@ def test_bad_init_and_mismatched_entries_fail_with_what_to_do(tmp_path: Path, ge
         )
     with pytest.raises(ConfigError, match="linear is a classification protocol"):
         build_method("finetune", *tiny(tmp_path), "method.task=segmentation", "method.mode=linear")
+
+
+def test_brain_segmentation_reports_dice_and_hd95_per_brats_region(tmp_path: Path) -> None:
+    args = ["method=finetune", "method.task=segmentation", "data=phantom_brain_mri", "data.num_patients=6", "data.batch_size=2",
+            "network.features=[4,8,16]", "method.seg_classes=4", "method.seg_metrics=brats_regions", "trainer.max_steps=2",
+            "trainer.enable_progress_bar=false", f"output_dir={tmp_path}"]
+    metrics = finetune(build_config(args)).metrics
+    assert {f"test/{m}_{r}" for m in ("dice", "hd95") for r in ("wt", "tc", "et")} <= set(metrics)
+    assert 0 <= metrics["test/dice"] <= 1 and not any(k.startswith("test/dice_class") for k in metrics)
+    two_classes = [arg for arg in args[1:] if arg != "method.seg_classes=4"]
+    with pytest.raises(ConfigError, match="seg_classes=4"):
+        build_method("finetune", *two_classes)
