@@ -20,6 +20,7 @@ def info(name: str, store: str | Path | None = None) -> str:
     sections = [
         _summary(ref, metadata, directory),
         _architecture(metadata),
+        *([f"## Using these weights\n{metadata['usage_notes']}"] if metadata.get("usage_notes") else []),
         _input_contract(metadata.get("input") or {}),
         _how_to_load(entry, metadata),
         _metrics(metadata.get("metrics") or {}),

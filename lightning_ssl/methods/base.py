@@ -35,6 +35,7 @@ class EncoderOnly(nn.Module):
 class BaseMethod(pl.LightningModule):
     """A self-supervised method: subclasses set ``Config`` and implement the training/validation steps.
 
+    ``usage_notes`` tells the zoo's model card what a user of the weights must know beyond the architecture.
     ``config`` is the whole resolved run config as a plain dict, ``data_info`` the DataModule's
     ``DataInfo`` as a dict; both are saved in checkpoints, so ``load_from_checkpoint`` rebuilds the
     method and ``zoo.publish`` finds the network under ``network`` with its ``zoo_metadata``.
@@ -48,6 +49,7 @@ class BaseMethod(pl.LightningModule):
     required_keys: tuple[str, ...] = ("image",)
     output_activation: str | None = None
     citation: str = ""
+    usage_notes: str = ""
     trains_decoder: bool = True
     semi_supervised: bool = False
 
@@ -112,6 +114,7 @@ class BaseMethod(pl.LightningModule):
             "input": self.data_info.as_dict(),
             "output_activation": self.output_activation,
             "citation": self.citation,
+            "usage_notes": self.usage_notes,
             "licence": "weights: same terms as the training data; code: Apache-2.0",
         }
 

@@ -53,6 +53,11 @@ class CPCSegMethod(BaseMethod):
     required_keys = ("image", "mask")
     output_activation = "softmax"
     semi_supervised = True
+    usage_notes = (
+        "The decoder's channels are softmax scores of the canonical BraTS labels: 0 background, 1 necrotic core, "
+        "2 edema, 3 enhancing tumour (lightning_ssl.data.brats.brats_regions turns them into whole tumour, tumour "
+        "core and enhancing regions). The CPC predictor is not published."
+    )
     citation = (
         "Iwasawa J, Hirano Y, Sugawara Y. Label-Efficient Multi-Task Segmentation using Contrastive Learning. "
         "MICCAI BrainLes 2020, LNCS 12658."

@@ -95,6 +95,11 @@ class MultiMixMethod(BaseMethod):
 
     Config = MultiMixConfig
     semi_supervised = True
+    usage_notes = (
+        "The decoder was trained with MultiMix's saliency bridge: a projection of the image and the classifier's "
+        "saliency map added to the bottleneck before the first decoder stage. The classifier and the bridge are not "
+        "published, so the decoder loaded from the zoo runs without that input: fine-tune it before using its masks."
+    )
     output_activation = "sigmoid"
     citation = (
         "Haque A, Imran AAZ, Wang A, Terzopoulos D. MultiMix: Sparingly Supervised, Extreme Multitask Learning From "

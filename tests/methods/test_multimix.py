@@ -148,6 +148,7 @@ def test_cli_run_validates_both_tasks_and_publishes_encoder_and_decoder(tmp_path
     entry = Path(os.environ["LIGHTNING_SSL_ZOO"]) / "multimix_multitask" / "v1"
     metadata = json.loads((entry / "metadata.json").read_text())
     assert set(metadata["files"]) == {"encoder", "decoder"} and metadata["method"] == "multimix"
+    assert "saliency bridge" in metadata["usage_notes"] and "saliency bridge" in zoo.info("multimix_multitask")
     assert metadata["data_config"]["segmentation"]["name"] == "phantom_xray" and metadata["output_activation"] == "sigmoid"
     network = zoo.load("multimix_multitask", part="model")
     assert network(torch.rand(1, 1, 32, 32)).shape == (1, 1, 32, 32)

@@ -19,6 +19,7 @@ CARD_METADATA = {
     "licence": "CC-BY-4.0",
     "citation": "Chen et al., MedIA 2019",
     "output_activation": "none",
+    "usage_notes": "Restores swapped patches; fine-tune before segmenting.",
 }
 
 
@@ -58,6 +59,7 @@ def test_info_is_a_model_card(store: Path) -> None:
         "| val_loss | 0.125 |",
         "CC-BY-4.0",
         "Chen et al., MedIA 2019",
+        "## Using these weights\nRestores swapped patches; fine-tune before segmenting.",
     ):
         assert text in card
     for part in ("encoder", "decoder"):
