@@ -1,18 +1,6 @@
-"""Shared fixtures: where the real public images live, and isolated zoo/W&B folders."""
-
-from pathlib import Path
+"""Shared fixtures: isolated zoo/W&B folders for every test (the real images are found by ``real_data``)."""
 
 import pytest
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def shared_file(relative: str) -> Path:
-    """A file from ../shared/data, or skip the test saying what is missing."""
-    path = SHARED_DATA / relative
-    if not path.exists():
-        pytest.skip(f"real data {path} is absent (the project's ../shared/data folder holds it)")
-    return path
 
 
 @pytest.fixture(autouse=True)

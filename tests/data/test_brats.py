@@ -4,8 +4,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import shared_file
 from omegaconf import OmegaConf
+from real_data import shared_file
 
 from lightning_ssl.cli import main
 from lightning_ssl.config import ConfigError, build_config

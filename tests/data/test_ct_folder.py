@@ -3,8 +3,8 @@
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import shared_file
 from omegaconf import OmegaConf
+from real_data import shared_file
 
 from lightning_ssl.data import CTFolderDataModule
 from lightning_ssl.data.intensity import ct_body_mask, window_hu

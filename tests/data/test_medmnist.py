@@ -8,8 +8,8 @@ import threading
 import numpy as np
 import pytest
 import torch
-from conftest import shared_file
 from omegaconf import OmegaConf
+from real_data import shared_file
 
 from lightning_ssl.cli import main
 from lightning_ssl.config import ConfigError, build_config

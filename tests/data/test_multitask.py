@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import shared_file
 from PIL import Image
+from real_data import shared_file
 
 from lightning_ssl.config import ConfigError, build_config
 from lightning_ssl.data import DATASETS, MultiTaskDataModule

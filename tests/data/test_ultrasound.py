@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
-from conftest import shared_file
 from omegaconf import OmegaConf
 from PIL import Image
+from real_data import shared_file
 
 from lightning_ssl.cli import main
 from lightning_ssl.config import build_config

@@ -6,8 +6,8 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from conftest import shared_file
 from omegaconf import OmegaConf
+from real_data import shared_file
 
 from lightning_ssl.config import build_config
 from lightning_ssl.data import DATASETS

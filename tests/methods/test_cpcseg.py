@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import shared_file
 from helpers import tiny
 from method_helpers import build_method
 from omegaconf import OmegaConf
+from real_data import shared_file
 from torch.utils.data import DataLoader
 
 from lightning_ssl.cli import main

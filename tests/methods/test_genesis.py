@@ -3,9 +3,9 @@
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import shared_file
 from helpers import tiny
 from omegaconf import OmegaConf
+from real_data import shared_file
 
 from lightning_ssl.config import build_config
 from lightning_ssl.data import DATASETS

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import shared_file
 from method_helpers import build_method
+from real_data import shared_file
 
 import zoo
 from lightning_ssl.cli import main
