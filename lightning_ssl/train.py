@@ -167,12 +167,15 @@ def _run(cfg: DictConfig) -> Iterator[tuple[Path, Any, Any, pl.Trainer, ModelChe
             torch.distributed.destroy_process_group()
 
 
+def _wandb_logger(trainer: pl.Trainer) -> Logger | None:
+    """The trainer's W&B logger, if any (matched by name: wandb is an optional dependency)."""
+    return next((logger for logger in trainer.loggers if type(logger).__name__ == "WandbLogger"), None)
+
+
 def _wandb_run(trainer: pl.Trainer) -> Any | None:
     """The W&B run the trainer logs to, if any."""
-    for logger in trainer.loggers:
-        if type(logger).__name__ == "WandbLogger":
-            return logger.experiment
-    return None
+    logger = _wandb_logger(trainer)
+    return None if logger is None else logger.experiment
 
 
 def log_zoo_artifact(run: Any, entry: Path, name: str) -> None:
@@ -187,7 +190,7 @@ def log_zoo_artifact(run: Any, entry: Path, name: str) -> None:
 
 def _finish_wandb(trainer: pl.Trainer | None, exit_code: int) -> None:
     """End the W&B run this run started, so the next run in the same process (a sweep, a test) gets its own."""
-    if trainer is None or not any(type(logger).__name__ == "WandbLogger" for logger in trainer.loggers):
+    if trainer is None or _wandb_logger(trainer) is None:
         return
     import wandb
 

@@ -6,24 +6,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import TINY_PHANTOM
+from helpers import TINY_PHANTOM, TINY_XRAY_PAIR
 
-TINY_XRAY_PAIR = [
-    "method=multimix",
-    "network.features=[4,8,16]",
-    "data.patch_size=[32,32]",
-    "data.batch_size=4",
-    "data.classification.num_patients=24",
-    "data.segmentation.num_patients=24",
-    "data.classification.label_budget=6",
-    "data.segmentation.label_budget=4",
-]
+MULTIMIX = ["method=multimix", *TINY_XRAY_PAIR, "data.segmentation.label_budget=4"]
 TINY_BRAIN = ["method=cpcseg", "data.label_budget=2", "method.cpc_patch_size=16", "method.cpc_stride=8"]
 
 
 @pytest.mark.ddp
 @pytest.mark.slow
-@pytest.mark.parametrize("args, entry", [(TINY_XRAY_PAIR, "multimix_multitask"), ([*TINY_PHANTOM, *TINY_BRAIN], "cpcseg_phantom_brain_mri")])
+@pytest.mark.parametrize("args, entry", [(MULTIMIX, "multimix_multitask"), ([*TINY_PHANTOM, *TINY_BRAIN], "cpcseg_phantom_brain_mri")])
 def test_two_process_semi_supervised_pretraining_publishes_once(tmp_path: Path, args: list[str], entry: str) -> None:
     store = tmp_path / "zoo"
     ddp = ["trainer.max_steps=3", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", "trainer.enable_progress_bar=false"]

@@ -104,13 +104,18 @@ class BaseDataModule(pl.LightningDataModule):
             raise DataError(f"data {self.config.name!r} has no class labels, so data.label_budget cannot select any")
         return labeled_subset(labels, self.config.label_budget, self.config.seed)
 
+    def budget_datasets(self) -> tuple[Dataset, Dataset]:
+        """(labeled, unlabeled) training samples under ``data.label_budget``; the unlabeled ones lose ``label`` and ``mask``."""
+        labeled, unlabeled = self.budget_indices()
+        return Subset(self.train_dataset, labeled.tolist()), WithoutLabels(Subset(self.train_dataset, unlabeled.tolist()))
+
     def labeled_dataset(self) -> Dataset:
         """The training samples that keep their labels under ``data.label_budget``."""
-        return Subset(self.train_dataset, self.budget_indices()[0].tolist())
+        return self.budget_datasets()[0]
 
     def unlabeled_dataset(self) -> Dataset:
         """The rest of the training split, without ``label`` and ``mask``: the pool for semi-supervised methods."""
-        return WithoutLabels(Subset(self.train_dataset, self.budget_indices()[1].tolist()))
+        return self.budget_datasets()[1]
 
     def labeled_dataloader(self) -> DataLoader:
         """Shuffled batches of the labeled budget."""
@@ -126,9 +131,10 @@ class BaseDataModule(pl.LightningDataModule):
         An epoch runs through the longer of the two, cycling the shorter. With every label in the
         budget the pool is empty and each batch holds ``labeled`` only.
         """
-        loaders = {"labeled": self.labeled_dataloader()}
-        if len(self.budget_indices()[1]):
-            loaders["unlabeled"] = self.unlabeled_dataloader()
+        labeled, unlabeled = self.budget_datasets()
+        loaders = {"labeled": self._loader(labeled, shuffle=True)}
+        if len(unlabeled):
+            loaders["unlabeled"] = self._loader(unlabeled, shuffle=True)
         return CombinedLoader(loaders, mode="max_size_cycle")
 
     def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:

@@ -9,7 +9,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from monai.losses import DiceCELoss
-from monai.metrics import compute_dice, compute_hausdorff_distance
 from torch import nn
 from torchmetrics import MetricCollection, SumMetric
 from torchmetrics.classification import (
@@ -22,6 +21,7 @@ import zoo
 from lightning_ssl.config import ConfigError, MethodConfig
 from lightning_ssl.methods.base import BaseMethod
 from lightning_ssl.metrics.brats_regions import BraTSRegionMetrics
+from lightning_ssl.metrics.class_scores import ClassSegmentationMetrics
 from lightning_ssl.models import ClassificationHead
 
 log = logging.getLogger(__name__)
@@ -89,9 +89,7 @@ class FinetuneMethod(BaseMethod):
         if self.segmentation:
             self.required_keys = ("image", "mask")
             self.loss = DiceCELoss(to_onehot_y=True, softmax=True)
-            self._outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
-            if self.cfg.method.seg_metrics == "brats_regions":
-                self.regions = nn.ModuleDict({stage: BraTSRegionMetrics(self.data_info.spacing) for stage in ("val", "test")})
+            self.seg_scores = nn.ModuleDict({stage: self._segmentation_scores() for stage in ("val", "test")})
         else:
             self.required_keys = ("image", "label")
             classes = self.data_info.num_classes
@@ -192,10 +190,8 @@ class FinetuneMethod(BaseMethod):
         self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["image"].shape[0])
         self.samples[stage].update(target.shape[0])
         self.log(f"{stage}/samples", self.samples[stage], on_step=False, on_epoch=True)
-        if self.segmentation and self.cfg.method.seg_metrics == "brats_regions":
-            self.regions[stage].update(logits.argmax(dim=1, keepdim=True), target)
-        elif self.segmentation:
-            self._outputs.append((logits.argmax(dim=1, keepdim=True).cpu(), target.cpu()))
+        if self.segmentation:
+            self.seg_scores[stage].update(logits.argmax(dim=1, keepdim=True), target)
         else:
             metrics = self.metrics[stage]
             metrics.update(logits.softmax(dim=1), target)
@@ -209,33 +205,18 @@ class FinetuneMethod(BaseMethod):
         """Loss and metrics on the test split."""
         self._evaluate(batch, "test")
 
+    def _segmentation_scores(self) -> ClassSegmentationMetrics | BraTSRegionMetrics:
+        if self.cfg.method.seg_metrics == "brats_regions":
+            return BraTSRegionMetrics(self.data_info.spacing)
+        return ClassSegmentationMetrics(self.cfg.method.seg_classes)
+
     def _segmentation_metrics(self, stage: str) -> None:
         """Dice and HD95 per foreground class (or BraTS region) over every sample of every process."""
-        if self.cfg.method.seg_metrics == "brats_regions":
-            if self.regions[stage].update_count:
-                for name, value in self.regions[stage].compute().items():
-                    self.log(f"{stage}/{name}", value)
-                self.regions[stage].reset()
-            return
-        if not self._outputs:
-            return
-        classes = self.cfg.method.seg_classes
-        predicted = torch.cat([p for p, _ in self._outputs])
-        target = torch.cat([t for _, t in self._outputs])
-        self._outputs.clear()
-        onehot = (F.one_hot(predicted[:, 0], classes).movedim(-1, 1), F.one_hot(target[:, 0], classes).movedim(-1, 1))
-        dice = compute_dice(*onehot, include_background=False, ignore_empty=True).float()
-        hd95 = compute_hausdorff_distance(*onehot, include_background=False, percentile=95).float()
-        per_sample = torch.stack([dice, hd95], dim=-1).to(self.device)
-        # ranks may hold different sample counts (the test split is not padded): pad with NaN, which nanmean skips
-        most = int(self.all_gather(torch.tensor(per_sample.shape[0], device=self.device)).max())
-        padded = F.pad(per_sample, (0, 0, 0, 0, 0, most - per_sample.shape[0]), value=float("nan"))
-        gathered = self.all_gather(padded).reshape(-1, classes - 1, 2)
-        finite = gathered.masked_fill(~torch.isfinite(gathered), float("nan"))
-        for index in range(classes - 1):
-            for column, metric in enumerate(("dice", "hd95")):
-                self.log(f"{stage}/{metric}_class{index + 1}", torch.nanmean(finite[:, index, column]))
-        self.log(f"{stage}/dice", torch.nanmean(finite[..., 0]))
+        scores = self.seg_scores[stage]
+        if scores.update_count:
+            for name, value in scores.compute().items():
+                self.log(f"{stage}/{name}", value)
+            scores.reset()
 
     def on_validation_epoch_end(self) -> None:
         """Segmentation metrics of the validation split."""

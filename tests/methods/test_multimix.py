@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import TINY_XRAY_PAIR
 from method_helpers import build_method
 from real_data import shared_file
 
@@ -21,16 +22,7 @@ from lightning_ssl.data import DATASETS
 from lightning_ssl.methods.multimix import MultiMixMethod, pseudo_label_loss
 from lightning_ssl.train import pretrain
 
-TINY = [
-    "network.features=[4,8,16]",
-    "data.patch_size=[32,32]",
-    "data.batch_size=4",
-    "data.classification.num_patients=24",
-    "data.segmentation.num_patients=24",
-    "data.classification.label_budget=6",
-    "data.segmentation.label_budget=3",
-    "trainer.enable_progress_bar=false",
-]
+TINY = [*TINY_XRAY_PAIR, "data.segmentation.label_budget=3", "trainer.enable_progress_bar=false"]
 
 
 def _method(*overrides: str) -> MultiMixMethod:
