@@ -28,13 +28,13 @@ import pytorch_lightning as pl
 import torch
 import torchmetrics
 
-import zoo
+from lightning_ssl import zoo
 from lightning_ssl.config import build_config
 from lightning_ssl.data import DATASETS
 from lightning_ssl.data.budget import budget_size
 from lightning_ssl.methods import METHODS
 from lightning_ssl.train import TEST_METRICS
-from zoo.store import ENV_VAR
+from lightning_ssl.zoo.store import ENV_VAR
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)

@@ -1,190 +1,34 @@
-"""Structured run configuration: every default lives in these dataclasses.
+"""Resolving a run's config: the structured defaults, the method's recipe, the user's YAML files, the command line.
 
-A run's config is built from, in order: the dataclass defaults, ``experiments/pretrain/<method>.yaml``,
-``experiments/data/<data>.yaml``, an optional user YAML (``config=path.yaml``), and command-line
-overrides written ``key=value`` or ``--key=value`` (what a W&B sweep agent passes). The ``method``,
-``data`` and ``network`` nodes take their schema from the class registered under their name.
+A run's config is built from, in order: the dataclass defaults (``lightning_ssl.schema`` and each method's,
+dataset's and network's ``Config``), the method's recipe (the YAML file beside the method's module, e.g.
+``lightning_ssl/methods/genesis.yaml``: optimiser, trainer length, default data), optional user YAML files
+(``config=path.yaml``), and command-line overrides written ``key=value`` or ``--key=value`` (what a W&B sweep agent
+passes). The ``method``, ``data`` and ``network`` nodes take their schema from the class registered under their name.
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+import importlib.resources
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+import lightning_ssl.data  # noqa: F401  (fills DATASETS)
+import lightning_ssl.methods  # noqa: F401  (fills METHODS)
+import lightning_ssl.models  # noqa: F401  (fills NETWORKS)
+from lightning_ssl.errors import ConfigError, one_line
+from lightning_ssl.registry import DATASETS, METHODS, NETWORKS, Registry, UnknownNameError
+from lightning_ssl.schema import RunConfig
+
+__all__ = ["ConfigError", "build_config", "method_recipe", "normalise_overrides", "to_yaml", "valid_keys"]
+
 SELECTORS = ("method", "data", "network")
-DEFAULT_SELECTION = {"method": "genesis", "data": "phantom_ct"}
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot be used, with a message that says how to fix it."""
-
-
-@dataclass
-class MethodConfig:
-    """Fields every method has.
-
-    ``online_probe``: when the data has class labels, train a linear classifier on the detached
-    pooled encoder features (its own learning rate ``probe_lr``) and log its validation accuracy.
-    """
-
-    name: str = "???"
-    log_images_every_n_epochs: int = 1
-    online_probe: bool = True
-    probe_lr: float = 0.01
-
-
-@dataclass
-class DataConfig:
-    """Fields every DataModule has.
-
-    ``label_budget``: how many training labels to keep (None or "all", a fraction in (0, 1] such as
-    0.1, a percentage "10%", or a count such as 100), stratified by class and nested across budgets
-    for one ``seed``; the rest of the training split is the unlabeled pool. ``cache``: none, memory
-    (MONAI CacheDataset, ``cache_rate`` of the items) or disk (MONAI PersistentDataset in ``cache_dir``).
-    """
-
-    name: str = "???"
-    root: Optional[str] = None
-    spatial_dims: int = 3
-    patch_size: list[int] = field(default_factory=lambda: [64, 64, 32])
-    batch_size: int = 6
-    num_workers: int = 0
-    seed: int = 0
-    label_budget: Any = None
-    cache: str = "none"
-    cache_rate: float = 1.0
-    cache_dir: Optional[str] = None
-
-
-@dataclass
-class UNetConfig:
-    """The 2D/3D U-Net built from MONAI blocks (``lightning_ssl.models.UNet``)."""
-
-    name: str = "unet"
-    features: list[int] = field(default_factory=lambda: [8, 16, 32, 64])
-    norm: str = "instance"
-    act: str = "relu"
-    dropout: float = 0.0
-    residual: bool = False
-
-
-@dataclass
-class GenesisUNetConfig:
-    """The Models Genesis 3D U-Net layout (loads the official weights)."""
-
-    name: str = "genesis_unet3d"
-
-
-@dataclass
-class ResNetConfig:
-    """A 2D/3D ResNet encoder (MONAI ResNet stages); for contrastive methods, no decoder.
-
-    The default stem (3x3, stride 1, no max-pool) keeps detail in small images (28-64 px); use
-    ``stem_kernel=7 stem_stride=2 max_pool=true`` for the ImageNet stem on large images.
-    """
-
-    name: str = "resnet"
-    depth: int = 18
-    widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
-    stem_kernel: int = 3
-    stem_stride: int = 1
-    max_pool: bool = False
-    norm: str = "batch"
-
-
-NETWORK_CONFIGS: dict[str, type] = {"unet": UNetConfig, "genesis_unet3d": GenesisUNetConfig, "resnet": ResNetConfig}
-
-
-@dataclass
-class OptimConfig:
-    """Optimiser and learning-rate schedule."""
-
-    name: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    scheduler: str = "none"
-    step_size: int = 10
-    gamma: float = 0.5
-    warmup_steps: int = 0
-
-
-@dataclass
-class TrainerConfig:
-    """Arguments of ``pytorch_lightning.Trainer``."""
-
-    accelerator: str = "auto"
-    devices: Any = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
-    max_epochs: int = 10
-    max_steps: int = -1
-    gradient_clip_val: Optional[float] = None
-    accumulate_grad_batches: int = 1
-    log_every_n_steps: int = 10
-    check_val_every_n_epoch: Optional[int] = 1
-    val_check_interval: Optional[Any] = None
-    limit_train_batches: Optional[float] = None
-    limit_val_batches: Optional[float] = None
-    enable_progress_bar: bool = True
-    deterministic: bool = False
-    sync_batchnorm: bool = False
-
-
-@dataclass
-class EarlyStoppingConfig:
-    """Stop when the monitored validation metric stops improving (``patience=0`` turns it off)."""
-
-    monitor: str = "val/loss"
-    patience: int = 0
-
-
-@dataclass
-class WandbConfig:
-    """Weights & Biases logger settings (``logger=wandb``)."""
-
-    project: str = "lightning-ssl"
-    entity: Optional[str] = None
-    mode: Optional[str] = None
-    tags: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ZooConfig:
-    """Publishing the pretrained encoder/decoder at the end of a run."""
-
-    publish: bool = True
-    name: Optional[str] = None
-    store: Optional[str] = None
-
-
-@dataclass
-class RunConfig:
-    """A whole run: method, data, network, optimiser, trainer, logging, zoo."""
-
-    method: Any = None
-    data: Any = None
-    network: Any = None
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
-    logger: str = "csv"
-    wandb: WandbConfig = field(default_factory=WandbConfig)
-    zoo: ZooConfig = field(default_factory=ZooConfig)
-    seed: int = 42
-    output_dir: str = "runs"
-    run_name: Optional[str] = None
-    resume: Optional[str] = None
-
-
-LOGGERS = ("csv", "tensorboard", "wandb", "none")
+DEFAULT_NETWORK = "unet"
+REGISTRIES: dict[str, Registry] = {"method": METHODS, "data": DATASETS, "network": NETWORKS}
 
 
 def normalise_overrides(args: list[str]) -> list[str]:
@@ -210,26 +54,34 @@ def normalise_overrides(args: list[str]) -> list[str]:
     return items
 
 
-def _load_yaml(path: Path, required: bool = False) -> DictConfig:
+def _load_yaml(path: Path) -> DictConfig:
     if not path.is_file():
-        if required:
-            raise ConfigError(f"config file {str(path)!r} does not exist")
-        return OmegaConf.create({})
+        raise ConfigError(f"config file {str(path)!r} does not exist")
     loaded = OmegaConf.load(path)
     if not isinstance(loaded, DictConfig):
         raise ConfigError(f"{path} must hold a mapping of config keys")
     return loaded
 
 
-def _registries() -> dict[str, dict[str, type]]:
-    from lightning_ssl.data import DATASETS
-    from lightning_ssl.methods import METHODS
+def method_recipe(name: str) -> tuple[str, DictConfig]:
+    """(where it is, the YAML recipe) of a registered method: the ``.yaml`` file beside its module, or nothing."""
+    module = registered("method", name).__module__
+    package, stem = module.rsplit(".", 1)
+    resource = importlib.resources.files(package) / f"{stem}.yaml"
+    if not resource.is_file():
+        return f"{module} (no recipe)", OmegaConf.create({})
+    loaded = OmegaConf.create(resource.read_text(encoding="utf-8"))
+    return f"{package.replace('.', '/')}/{stem}.yaml", loaded
 
-    return {
-        "method": {name: cls.Config for name, cls in METHODS.items()},
-        "data": {name: cls.Config for name, cls in DATASETS.items()},
-        "network": NETWORK_CONFIGS,
-    }
+
+def registered(node: str, name: str, key: str | None = None) -> Any:
+    """The class registered under ``name`` for ``node`` (method, data, network); ConfigError naming close names
+    (and ``key``, the config key that chose it, when it is not ``node`` itself)."""
+    try:
+        return REGISTRIES[node].get(name)
+    except UnknownNameError as error:
+        message = str(error)
+        raise ConfigError(message.replace(f"unknown {node} ", f"unknown {key} ", 1) if key else message) from None
 
 
 def _selected(node: str, sources: list[DictConfig], default: str) -> str:
@@ -271,49 +123,37 @@ def _check_keys(root: DictConfig, node: DictConfig, overrides: DictConfig, origi
         dotted = f"{prefix}{key}"
         if key not in node:
             close = _suggestions(dotted, valid_keys(root))
-            hint = f"; did you mean {' or '.join(close)}?" if close else "; `python -m lightning_ssl config` lists them"
+            hint = f"; did you mean {' or '.join(close)}?" if close else "; `python -m lightning_ssl config --keys` lists them"
             raise ConfigError(f"unknown config key {dotted!r} in {origin}{hint}")
         value, target = overrides._get_node(key), node._get_node(key)
         if isinstance(value, DictConfig) and isinstance(target, DictConfig) and not target._is_none():
             _check_keys(root, target, value, origin, dotted + ".")
 
 
-def _select_registered(node: str, name: str, registry: dict[str, type]) -> type:
-    if name not in registry:
-        close = difflib.get_close_matches(name, list(registry), n=3)
-        hint = f"; did you mean {' or '.join(close)}?" if close else ""
-        raise ConfigError(f"unknown {node} {name!r}; known: {', '.join(sorted(registry))}{hint}")
-    return registry[name]
-
-
 def build_config(args: list[str] | None = None, defaults: dict[str, str] | None = None) -> DictConfig:
-    """Resolve a run's config from defaults, experiment YAMLs and command-line overrides."""
+    """Resolve a run's config from the defaults, the method's recipe, user YAML files and command-line overrides.
+
+    ``defaults`` names the method and data used when neither the user nor the recipe chooses (a command's defaults).
+    """
     items = normalise_overrides(list(args or []))
-    selection = {**DEFAULT_SELECTION, **(defaults or {})}
+    selection = {"method": "genesis", "data": "phantom_ct", **(defaults or {})}
     user_files = [item.split("=", 1)[1] for item in items if item.startswith("config=")]
     picked = {k: v for k, v in (item.split("=", 1) for item in items) if k in SELECTORS}
     cli = _dotlist([item for item in items if item.split("=", 1)[0] not in ("config", *SELECTORS)])
-    user_layers = [(path, _load_yaml(Path(path), required=True)) for path in user_files]
+    user_layers = [(path, _load_yaml(Path(path))) for path in user_files]
     chosen_by_user = [layer for _, layer in user_layers] + [cli]
     method = picked.get("method") or _selected("method", chosen_by_user, selection["method"])
-    method_layer = _load_yaml(EXPERIMENTS_DIR / _method_kind(method) / f"{method}.yaml")
-    # a method's YAML may name its default data (``data: phantom_brain_mri``); the user's choice wins
-    method_data = _selected("data", [method_layer], selection["data"]) if "data" not in (defaults or {}) else selection["data"]
-    data = picked.get("data") or _selected("data", chosen_by_user, method_data)
-    layers: list[tuple[str, DictConfig]] = [
-        (f"experiments/{_method_kind(method)}/{method}.yaml", method_layer),
-        (f"experiments/data/{data}.yaml", _load_yaml(EXPERIMENTS_DIR / "data" / f"{data}.yaml")),
-        *user_layers,
-        ("the command line", cli),
-    ]
+    recipe_origin, recipe = method_recipe(method)
+    # a recipe may name its default data (``data: phantom_brain_mri``); the command's or the user's choice wins
+    recipe_data = selection["data"] if "data" in (defaults or {}) else _selected("data", [recipe], selection["data"])
+    data = picked.get("data") or _selected("data", chosen_by_user, recipe_data)
+    layers: list[tuple[str, DictConfig]] = [(recipe_origin, recipe), *user_layers, ("the command line", cli)]
     sources = [layer for _, layer in layers]
-    registries = _registries()
-    names = {"method": method, "data": data, "network": picked.get("network") or _selected("network", sources, "unet")}
+    names = {"method": method, "data": data, "network": picked.get("network") or _selected("network", sources, DEFAULT_NETWORK)}
     schema = OmegaConf.structured(RunConfig)
     for node in SELECTORS:
-        config_class = _select_registered(node, names[node], registries[node])
-        schema[node] = OmegaConf.structured(config_class(name=names[node]))
-    _nest_data_schemas(schema, sources, registries["data"])
+        schema[node] = OmegaConf.structured(registered(node, names[node]).Config(name=names[node]))
+    _nest_data_schemas(schema, sources)
     OmegaConf.set_struct(schema, True)
     merged = schema
     for origin, layer in layers:
@@ -324,34 +164,34 @@ def build_config(args: list[str] | None = None, defaults: dict[str, str] | None 
         except (ValidationError, ConfigKeyError, ConfigAttributeError) as error:
             key = getattr(error, "full_key", None)
             where = f"for {key!r} " if key else ""
-            raise ConfigError(f"invalid value {where}in {origin}: {_first_line(error)}") from None
-    if merged.logger not in LOGGERS:
-        raise ConfigError(f"logger={merged.logger!r} is not one of {', '.join(LOGGERS)}")
+            raise ConfigError(f"invalid value {where}in {origin}: {one_line(error)}") from None
     if merged.run_name is None:
         merged.run_name = f"{merged.method.name}_{merged.data.name}"
     return merged
 
 
-def _nest_data_schemas(schema: DictConfig, sources: list[DictConfig], registry: dict[str, type]) -> None:
-    """Give each whole data config nested in the data config (``nested_data``: key -> default dataset) its dataset's schema.
+def _nest_data_schemas(schema: DictConfig, sources: list[DictConfig]) -> None:
+    """Give each whole data config nested in the data config its dataset's schema and defaults.
 
-    The dataset of ``data.<key>`` is chosen by ``data.<key>.name`` like the top-level selectors: the last source wins.
+    A dataset config class lists them in ``nested_data`` (key -> defaults with at least ``name``); the dataset of
+    ``data.<key>`` is chosen by ``data.<key>.name`` like the top-level selectors (the last source wins). The keys of
+    ``inherited`` point at the top-level value (``data.patch_size`` resizes every nested dataset) unless set.
     """
-    for key, default in getattr(registry[schema.data.name], "nested_data", {}).items():
-        name = _selected(f"data.{key}", sources, default)
-        schema.data[key] = OmegaConf.structured(_select_registered(f"data.{key}", name, registry)(name=name))
-
-
-def _method_kind(method: str) -> str:
-    """The experiments folder of a method's YAML: ``finetune`` for downstream training, else ``pretrain``."""
-    return "finetune" if method == "finetune" else "pretrain"
+    config_class = registered("data", schema.data.name).Config
+    for key, defaults in getattr(config_class, "nested_data", {}).items():
+        name = _selected(f"data.{key}", sources, defaults["name"])
+        node = OmegaConf.structured(registered("data", name, f"data.{key}").Config(name=name))
+        for field in getattr(config_class, "inherited", ()):
+            if field in node:
+                node[field] = f"${{..{field}}}"
+        schema.data[key] = OmegaConf.merge(node, {k: v for k, v in defaults.items() if k != "name" and k in node})
 
 
 def _dotlist(items: list[str]) -> DictConfig:
     try:
         return OmegaConf.from_dotlist(items)
     except Exception as error:  # OmegaConf raises several grammar error types
-        raise ConfigError(f"cannot parse overrides {items}: {_first_line(error)}") from None
+        raise ConfigError(f"cannot parse overrides {items}: {one_line(error)}") from None
 
 
 def _without_selector_strings(layer: DictConfig) -> DictConfig:
@@ -361,10 +201,6 @@ def _without_selector_strings(layer: DictConfig) -> DictConfig:
         if isinstance(layer.get(node, None), str):
             del layer[node]
     return layer
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0]
 
 
 def to_yaml(config: DictConfig | ListConfig) -> str:

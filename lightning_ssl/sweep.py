@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 import yaml
 
-from lightning_ssl.config import ConfigError, build_config
+from lightning_ssl.commands import COMMANDS
+from lightning_ssl.errors import ConfigError, one_line
 
 METHODS = ("random", "grid", "bayes")
 GOALS = ("minimize", "maximize")
 ARG_MACROS = ("${args}", "${args_no_hyphens}", "${args_no_equals}")
 PROGRAM_MACROS = ("${env}", "${interpreter}", "${program}")
 PROGRAMS = ("lightning_ssl", "lightning-ssl")
-COMMANDS = ("pretrain", "finetune")
 INSTALL_HINT = "pip install 'lightning-ssl[wandb]'"
 
 
@@ -51,7 +51,7 @@ class Sweep:
 
     def build(self, args: Sequence[str]) -> Any:
         """A run's config, resolved as the CLI's ``command`` resolves it."""
-        return build_config(list(args), defaults={"method": "finetune"} if self.command == "finetune" else None)
+        return COMMANDS[self.command].build(list(args))
 
     @property
     def method(self) -> str:
@@ -253,31 +253,23 @@ def _offline_wandb(group: str) -> Iterator[None]:
             os.environ.pop(key, None)
 
 
-def _one_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"
-
-
 def run_one(sweep: Sweep, index: int, parameters: dict[str, Any], extra_overrides: Sequence[str] = ()) -> SweepResult:
     """Run once with the sweep's fixed arguments and these parameters; a failure is recorded, not raised."""
-    from lightning_ssl.train import finetune, pretrain
-
     result = SweepResult(index, parameters, None)
+    command = COMMANDS[sweep.command]
     try:
         cfg = sweep.build(["logger=wandb", *sweep.fixed_args, *agent_args(parameters), *extra_overrides])
         cfg.wandb.tags = [*cfg.wandb.tags, f"sweep-{sweep.name}"]
-        if sweep.command == "finetune":
-            outcome = finetune(cfg)
-            metrics = outcome.validation
-        else:
-            outcome = pretrain(cfg)
-            metrics = outcome.metrics
+        # trials live beside, not among, the runs of their method and data, so resume=last never picks one
+        cfg.run_name = f"{cfg.run_name}-sweep-{sweep.name}"
+        outcome = command.run(cfg)
         result.run_dir = outcome.run_dir
+        metrics = outcome.validation
         result.metric = metrics.get(sweep.metric)
         if result.metric is None:
             result.error = f"metric {sweep.metric!r} was not logged (logged: {', '.join(sorted(metrics)) or 'none'})"
     except Exception as error:  # noqa: BLE001 - a failed run is part of the sweep's outcome
-        result.error = _one_line(error)
+        result.error = f"{type(error).__name__}: {one_line(error)}"
     if result.run_dir is not None:
         offline_runs = sorted((result.run_dir / "wandb").glob("*run-*"))
         result.wandb_dir = offline_runs[-1] if offline_runs else None

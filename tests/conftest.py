@@ -1,6 +1,17 @@
-"""Shared fixtures: isolated zoo/W&B folders for every test (the real images are found by ``real_data``)."""
+"""Shared fixtures: isolated zoo/W&B folders for every test, a local HTTP server (the real images are found by ``real_data``)."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 import pytest
+from zoo_helpers import Server
 
 
 @pytest.fixture(autouse=True)
@@ -12,3 +23,56 @@ def isolated_stores(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
     monkeypatch.setenv("WANDB_SILENT", "true")
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[Server]:
+    """A ThreadingHTTPServer on 127.0.0.1 serving ``tmp_path/served``."""
+    root = tmp_path / "served"
+    root.mkdir()
+    state = Server(root=root, url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            state.requests.append({"path": self.path, **dict(self.headers)})
+            if state.fail_first > 0:
+                state.fail_first -= 1
+                self.send_error(503, "try again")
+                return
+            path = root / self.path.lstrip("/")
+            if not path.is_file():
+                self.send_error(404)
+                return
+            data = path.read_bytes()
+            match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+            start = int(match.group(1)) if match and state.support_range else 0
+            self.send_response(206 if start else 200)
+            if start:
+                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            self.send_header("Content-Length", str(len(data) - start))
+            self.end_headers()
+            body = data[start:]
+            if state.cut_after is not None:
+                body, state.cut_after = body[: state.cut_after], None
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/weights.pt"

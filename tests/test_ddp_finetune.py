@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 
 from lightning_ssl.config import build_config
 from lightning_ssl.data import DATASETS
-from lightning_ssl.methods import FinetuneMethod
+from lightning_ssl.methods.finetune import FinetuneMethod
 from lightning_ssl.train import TEST_METRICS
 
 SMALL_XRAY = [

@@ -52,7 +52,7 @@ def test_make_pretrain_genesis_publishes_to_the_zoo(tmp_path):
     assert metadata["method"] == "genesis" and metadata["data"] == "phantom_ct"
     assert metadata["architecture"]["name"] == "unet" and metadata["input"]["patch_size"] == [32, 32, 16]
     assert (entry / "encoder.safetensors").is_file() and (entry / "decoder.safetensors").is_file()
-    import zoo
+    from lightning_ssl import zoo
 
     encoder = zoo.load("genesis_phantom_ct", store=tmp_path / "zoo")
     assert encoder(torch.rand(1, 1, 32, 32, 16))[-1].shape == (1, 16, 8, 8, 4)

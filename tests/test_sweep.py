@@ -52,14 +52,23 @@ def test_random_sweep_runs_offline_and_each_run_carries_its_parameters(tmp_path,
 
 
 def test_grid_stops_when_exhausted_and_a_failed_run_does_not_stop_the_sweep(tmp_path, capsys):
-    parameters = {"optim.name": {"values": ["bogus", "adam"]}, "optim.lr": {"value": 0.001}}
+    # a negative learning rate is a valid config that the optimiser refuses when the run starts
+    parameters = {"optim.lr": {"values": [-1.0, 0.001]}}
     file = write_sweep(tmp_path / "grid.yaml", parameters, method="grid")
     assert main(["sweep", str(file), "--count", "5", *tiny(tmp_path / "runs", *ONE_EPOCH)]) == 0
     out = capsys.readouterr().out
     assert "the grid is exhausted after 2 runs" in out
-    assert "run 1 failed: ValueError: optim.name='bogus' is not one of sgd, adam, adamw" in out
+    assert "run 1 failed: ValueError: Invalid learning rate: -1.0" in out
     (run_dir,) = [path.parent for path in (tmp_path / "runs").rglob("checkpoints")]
-    assert saved_config(run_dir).optim.name == "adam" and "best: run 2, val/loss=" in out
+    assert saved_config(run_dir).optim.lr == 0.001 and "best: run 2, val/loss=" in out
+
+
+def test_a_value_outside_a_choice_fails_before_any_run(tmp_path, capsys):
+    file = write_sweep(tmp_path / "bad.yaml", {"optim.name": {"values": ["bogus", "adam"]}}, method="grid")
+    assert main(["sweep", str(file), "--count", "2", f"output_dir={tmp_path / 'runs'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "optim.name" in err and "'bogus', expected one of [sgd, adam, adamw]" in err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_an_unknown_parameter_key_fails_before_any_run(tmp_path, capsys):

@@ -6,39 +6,20 @@ Every DataModule yields dicts with ``image`` (C, *spatial) float32 in [0, 1] and
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
-from pytorch_lightning.utilities import CombinedLoader, rank_zero_warn
+import torch
 from monai.data import CacheDataset, PersistentDataset
 from monai.data import Dataset as MonaiDataset
-from torch.utils.data import DataLoader, Dataset, Subset
+from pytorch_lightning.utilities import CombinedLoader, rank_zero_warn
+from torch.utils.data import DataLoader, Dataset
 
-from lightning_ssl.config import DataConfig
 from lightning_ssl.data.budget import labeled_subset
 from lightning_ssl.data.errors import DataError
-
-
-@dataclass
-class DataInfo:
-    """What a model needs to know about the data: the input contract published with the weights."""
-
-    spatial_dims: int
-    in_channels: int
-    channel_names: list[str]
-    patch_size: list[int]
-    intensity: str
-    modality: str
-    spacing: list[float] | None = None
-    axes: str = "X,Y,Z"
-    num_classes: int | None = None
-    class_names: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain-dict form (stored in checkpoints and zoo metadata)."""
-        return asdict(self)
+from lightning_ssl.data.sampling import ProcessShare, ShuffledBatches, Subset
+from lightning_ssl.schema import DataConfig, DataInfo
 
 
 def ct_info(config: Any, modality: str = "CT", **extra: Any) -> DataInfo:
@@ -56,9 +37,14 @@ def ct_info(config: Any, modality: str = "CT", **extra: Any) -> DataInfo:
 
 
 class BaseDataModule(pl.LightningDataModule):
-    """Loaders from ``train_dataset``/``val_dataset``/``test_dataset``, set by ``setup``."""
+    """Loaders from ``train_dataset``/``val_dataset``/``test_dataset``, set by ``setup``.
+
+    ``training_data`` says what the training loader holds: ``all`` training images (self-supervised pretraining),
+    the ``labeled`` budget (fine-tuning), or both budget and pool (``semi_supervised`` methods).
+    """
 
     Config: type[DataConfig] = DataConfig
+    training_data: str = "all"
 
     def __init__(self, config: Any) -> None:
         super().__init__()
@@ -66,6 +52,7 @@ class BaseDataModule(pl.LightningDataModule):
         self.train_dataset: Dataset | None = None
         self.val_dataset: Dataset | None = None
         self.test_dataset: Dataset | None = None
+        self.train_samplers: list[ShuffledBatches] = []
 
     @property
     def info(self) -> DataInfo:
@@ -98,10 +85,13 @@ class BaseDataModule(pl.LightningDataModule):
         return None if labels is None else np.asarray(labels, dtype=np.int64)
 
     def budget_indices(self) -> tuple[np.ndarray, np.ndarray]:
-        """(labeled, unlabeled) indices of the training split under ``data.label_budget``."""
+        """(labeled, unlabeled) indices of the training split under ``data.label_budget``: stratified by class, or in
+        a seeded random order (nested too) for data without class labels (e.g. masks to segment)."""
         labels = self.train_labels()
         if labels is None:
-            raise DataError(f"data {self.config.name!r} has no class labels, so data.label_budget cannot select any")
+            if not len(self.train_dataset) or "mask" not in self.train_dataset[0]:
+                raise DataError(f"data {self.config.name!r} has no class labels or masks, so data.label_budget cannot select any")
+            labels = np.zeros(len(self.train_dataset), dtype=np.int64)
         return labeled_subset(labels, self.config.label_budget, self.config.seed)
 
     def budget_datasets(self) -> tuple[Dataset, Dataset]:
@@ -138,20 +128,30 @@ class BaseDataModule(pl.LightningDataModule):
         return CombinedLoader(loaders, mode="max_size_cycle")
 
     def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
+        """Batches of ``dataset``: shuffled by ``data.seed`` and the epoch (resumable, see ``resume_at``), or in order;
+        each process reads its own share. The loader's own generator keeps the global RNG untouched."""
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() has not created this split")
-        workers = self.config.num_workers
-        return DataLoader(
-            dataset,
-            batch_size=self.config.batch_size,
-            shuffle=shuffle,
-            drop_last=shuffle and len(dataset) > self.config.batch_size,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-        )
+        workers, size = self.config.num_workers, self.config.batch_size
+        common = dict(num_workers=workers, persistent_workers=workers > 0, generator=torch.Generator().manual_seed(self.config.seed))
+        if not shuffle:
+            return DataLoader(dataset, batch_size=size, sampler=ProcessShare(len(dataset)), **common)
+        batches = ShuffledBatches(range(len(dataset)), size, drop_last=len(dataset) > size, seed=self.config.seed)
+        self.train_samplers.append(batches)
+        return DataLoader(dataset, batch_sampler=batches, **common)
 
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches."""
+    def resume_at(self, epoch: int, batches: int) -> None:
+        """Make every training loader made so far start after ``batches`` batches of ``epoch`` (a resumed run)."""
+        for sampler in self.train_samplers:
+            sampler.resume(epoch, batches)
+
+    def train_dataloader(self) -> DataLoader | CombinedLoader:
+        """Shuffled training batches of what the method trains on (``training_data``, set by the run from the
+        method): every training image, the labeled budget, or the budget and the unlabeled pool side by side."""
+        if self.training_data == "semi_supervised":
+            return self.semi_supervised_dataloader()
+        if self.training_data == "labeled":
+            return self.labeled_dataloader()
         return self._loader(self.train_dataset, shuffle=True)
 
     def val_dataloader(self) -> DataLoader | list:
@@ -165,7 +165,10 @@ class BaseDataModule(pl.LightningDataModule):
         return self._loader(self.val_dataset, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        """Test batches, fixed order."""
+        """Test batches, fixed order; the validation split, with a warning, for data without a test split."""
+        if self.test_dataset is None:
+            rank_zero_warn(f"data {self.config.name!r} has no test split: the test metrics are on the validation split")
+            return self._loader(self.val_dataset, shuffle=False)
         return self._loader(self.test_dataset, shuffle=False)
 
 

@@ -25,10 +25,9 @@ import nibabel as nib
 import numpy as np
 import torch
 from monai.transforms import Compose, LoadImage, Transform
-from torch.utils.data import ConcatDataset, Dataset, Subset
+from torch.utils.data import ConcatDataset, Dataset
 from tqdm.auto import tqdm
 
-from lightning_ssl.config import ConfigError, DataConfig
 from lightning_ssl.data.base import (
     BaseDataModule,
     DataInfo,
@@ -42,6 +41,10 @@ from lightning_ssl.data.base import (
 from lightning_ssl.data.budget import labeled_subset
 from lightning_ssl.data.errors import DataError, data_errors
 from lightning_ssl.data.intensity import normalise_mri
+from lightning_ssl.data.sampling import Subset, item_rng
+from lightning_ssl.errors import one_line
+from lightning_ssl.registry import DATASETS
+from lightning_ssl.schema import ConfigError, FolderDataConfig
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +95,7 @@ LAYOUTS = (
 
 
 @dataclass
-class BraTSConfig(DataConfig):
+class BraTSConfig(FolderDataConfig):
     """BraTS cases under ``root``; ``label_convention``: auto (from the layout), 2017 (labels 0,1,2,4) or 2023 (0,1,2,3).
 
     ``mri_normalisation``: zscore or minmax over brain voxels, then [0, 1]. ``patches_per_case`` patches are cut
@@ -193,7 +196,7 @@ def header_shape(path: Path) -> tuple[int, ...]:
     try:
         return tuple(int(s) for s in nib.load(str(path)).shape)
     except Exception as error:
-        raise DataError(f"cannot read {path}: {_first_line(error)} (is the file complete and a NIfTI volume?)") from None
+        raise DataError(f"cannot read {path}: {one_line(error)} (is the file complete and a NIfTI volume?)") from None
 
 
 def check_shapes(case: Case, patch_size: Sequence[int]) -> None:
@@ -209,16 +212,12 @@ def check_shapes(case: Case, patch_size: Sequence[int]) -> None:
         raise DataError(f"patch size {list(patch_size)} is larger than case {case.case_id} {list(shape)}: lower data.patch_size")
 
 
-def _first_line(error: BaseException) -> str:
-    return (str(error).splitlines() or [type(error).__name__])[0]
-
-
 def read_volume(path: str | Path) -> tuple[np.ndarray, list[float]]:
     """Voxels (float32) and spacing of one NIfTI volume; DataError naming the file when unreadable or not finite."""
     try:
         image = LoadImage(image_only=True, reader="NibabelReader")(str(path))
     except Exception as error:
-        raise DataError(f"cannot read {path}: {_first_line(error)} (is the file complete and a NIfTI volume?)") from None
+        raise DataError(f"cannot read {path}: {one_line(error)} (is the file complete and a NIfTI volume?)") from None
     array = np.asarray(image, dtype=np.float32)
     if not np.isfinite(array).all():
         raise DataError(f"{path} holds NaN or infinite voxels: fix or exclude the case")
@@ -350,7 +349,7 @@ class BraTSPatches(Dataset):
 
     def _rng(self, index: int) -> np.random.Generator:
         if self.random:
-            return np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
+            return item_rng(index)
         return np.random.default_rng([self.seed, index])
 
     def __getitem__(self, index: int) -> dict:
@@ -372,6 +371,7 @@ class BraTSPatches(Dataset):
         return item
 
 
+@DATASETS.register("brats")
 class BraTSDataModule(BaseDataModule):
     """BraTS (2017-2020, 2021, 2023+): 4-channel MRI patches inside the brain, canonical tumour labels, split by case.
 

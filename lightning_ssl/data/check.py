@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from lightning_ssl.data.base import BaseDataModule
 from lightning_ssl.data.errors import DataError
+from lightning_ssl.errors import one_line
 
 SPLITS = ("train", "val", "test")
 
@@ -52,7 +53,7 @@ def _summarise_split(dataset: Any, name: str, problems: list[str]) -> SplitSumma
         try:
             item = dataset[index]
         except (DataError, OSError, ValueError, RuntimeError) as error:
-            problems.append(f"{name} item {index}: {str(error).splitlines()[0]}")
+            problems.append(f"{name} item {index}: {one_line(error)}")
             continue
         image = torch.as_tensor(item["image"])
         summary.shapes[tuple(image.shape)] += 1
@@ -77,7 +78,7 @@ def _summarise_split(dataset: Any, name: str, problems: list[str]) -> SplitSumma
 def check_datamodule(datamodule: BaseDataModule) -> DataSummary:
     """Set the DataModule up, read every item of every split, and collect counts, shapes, ranges and problems."""
     config = datamodule.config
-    summary = DataSummary(name=config.name, root=config.root)
+    summary = DataSummary(name=config.name, root=config.get("root"))
     try:
         datamodule.prepare_data()
         datamodule.setup("fit")

@@ -23,7 +23,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lightning_ssl.config import ConfigError, DataConfig
 from lightning_ssl.data.base import BaseDataModule, DataInfo
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.images2d import (
@@ -35,6 +34,8 @@ from lightning_ssl.data.images2d import (
     list_images,
     split_records,
 )
+from lightning_ssl.registry import DATASETS
+from lightning_ssl.schema import ConfigError, FolderDataConfig
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ LAYOUT = "<root>/chest_xray/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg"
 
 
 @dataclass
-class CheXConfig(DataConfig):
+class CheXConfig(FolderDataConfig):
     """Kermany chest X-rays at ``patch_size``; ``classes`` binary (normal, pneumonia) or three (normal, bacteria, virus).
 
     The official val split holds 16 images, so by default train+val are re-split by patient
@@ -80,6 +81,7 @@ def chest_xray_folder(root: Path) -> Path:
     raise DataError(f"no chest_xray/train folder under {root}: expected {LAYOUT} (the Kermany chest X-ray download, unpacked)")
 
 
+@DATASETS.register("chex")
 class CheXDataModule(BaseDataModule):
     """Chest X-rays as ``image`` (1, H, W) in [0, 1], ``label`` and ``patient_id``; no patient in two splits."""
 

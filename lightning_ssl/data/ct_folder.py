@@ -13,17 +13,19 @@ import numpy as np
 from monai.transforms import LoadImage
 from tqdm.auto import tqdm
 
-from lightning_ssl.config import DataConfig
 from lightning_ssl.data.base import BaseDataModule, DataInfo, ct_info, split_patients
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.intensity import ct_body_mask, window_hu
 from lightning_ssl.data.patches import PatchDataset, Volume
+from lightning_ssl.errors import one_line
+from lightning_ssl.registry import DATASETS
+from lightning_ssl.schema import FolderDataConfig
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class CTFolderConfig(DataConfig):
+class CTFolderConfig(FolderDataConfig):
     """Every file under ``root`` matching ``pattern`` (minus ``exclude``) is one patient's CT volume."""
 
     name: str = "ct_folder"
@@ -65,7 +67,7 @@ def read_ct(path: Path) -> tuple[np.ndarray, list[float]]:
     try:
         image = LoadImage(image_only=True)(str(path))
     except Exception as error:  # readers raise many types for truncated or foreign files
-        raise DataError(f"cannot read {path}: {str(error).splitlines()[0]} (is the file complete and a CT volume?)") from None
+        raise DataError(f"cannot read {path}: {one_line(error)} (is the file complete and a CT volume?)") from None
     hu = np.asarray(image, dtype=np.float32)
     if hu.ndim != 3:
         raise DataError(f"{path} has shape {hu.shape}: expected one 3D CT volume")
@@ -75,6 +77,7 @@ def read_ct(path: Path) -> tuple[np.ndarray, list[float]]:
     return hu, spacing
 
 
+@DATASETS.register("ct_folder")
 class CTFolderDataModule(BaseDataModule):
     """Random cubes inside the body of CT volumes, HU window scaled to [0, 1], patient-level split.
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
+from lightning_ssl.errors import DataError
 
-class DataError(ValueError):
-    """Input data that cannot be used (missing, unreadable, inconsistent), found before training starts."""
+__all__ = ["DataError", "data_errors"]
 
 
 @contextmanager

@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lightning_ssl.config import DataConfig
 from lightning_ssl.data.base import BaseDataModule, DataInfo
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.images2d import (
@@ -26,12 +25,14 @@ from lightning_ssl.data.images2d import (
     matches,
     split_records,
 )
+from lightning_ssl.registry import DATASETS
+from lightning_ssl.schema import FolderDataConfig
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class ImageFolderConfig(DataConfig):
+class ImageFolderConfig(FolderDataConfig):
     """Every file under ``root`` (recursively) whose name matches ``pattern`` and none of ``exclude`` is one image.
 
     ``modality`` describes the images in the published input contract (e.g. X-ray, ultrasound).
@@ -75,6 +76,7 @@ def patient_id(path: Path, root: Path, regex: str | None) -> str:
     return match.group(1) if match.groups() else match.group(0)
 
 
+@DATASETS.register("image_folder")
 class ImageFolderDataModule(BaseDataModule):
     """Own 2D images as ``image`` (1, H, W) in [0, 1] and ``patient_id``; ``mask`` (1, H, W) uint8 {0, 1} with
     ``mask_suffix``, ``label`` with ``labels_from_folders``.

@@ -17,10 +17,11 @@ from PIL import Image
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from lightning_ssl.config import ConfigError
 from lightning_ssl.data.base import DataInfo, split_patients
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.intensity import scale_to_unit
+from lightning_ssl.errors import one_line
+from lightning_ssl.schema import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,6 @@ SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 CACHES = ("none", "memory")
 INTENSITY = "grey levels / 255 (16-bit images / 65535) -> [0, 1], resized to patch_size (bilinear, antialiased)"
 _READ_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
-
-
-def one_line(error: BaseException) -> str:
-    """An exception as one line of text."""
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 def image_info(config: Any, channel: str, modality: str, class_names: Sequence[str] = ()) -> DataInfo:

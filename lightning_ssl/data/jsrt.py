@@ -32,9 +32,10 @@ from monai.transforms import Transform
 from PIL import Image
 from torch.utils.data import Dataset
 
-from lightning_ssl.config import DataConfig
 from lightning_ssl.data.base import BaseDataModule, DataInfo, cached_dataset, split_patients
 from lightning_ssl.data.errors import DataError, data_errors
+from lightning_ssl.registry import DATASETS
+from lightning_ssl.schema import FolderDataConfig
 
 SIDE = 2048
 FILE_BYTES = SIDE * SIDE * 2
@@ -56,7 +57,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class JSRTConfig(DataConfig):
+class JSRTConfig(FolderDataConfig):
     """JSRT at ``patch_size`` (default 256 x 256) with SCR masks (``mask``) and the SCR or a seeded ``split``.
 
     ``val_fraction``: of fold1 with the SCR split, of every image with the random split; ``test_fraction``: random
@@ -192,6 +193,7 @@ class JSRTDataset(Dataset):
         return [item["patient_id"] for item in self.items] if column == "patient_id" else None
 
 
+@DATASETS.register("jsrt")
 class JSRTDataModule(BaseDataModule):
     """JSRT chest X-rays, ``label`` = nodule, optional SCR ``mask``, SCR 2-fold or seeded split."""
 

@@ -33,10 +33,13 @@ from monai.transforms import LoadImage
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from lightning_ssl.config import DataConfig
 from lightning_ssl.data.base import CACHES, BaseDataModule, DataInfo, body_box, crop, ct_info, split_patients
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.intensity import ct_body_mask, window_hu
+from lightning_ssl.data.sampling import item_rng
+from lightning_ssl.errors import one_line
+from lightning_ssl.registry import DATASETS
+from lightning_ssl.schema import FolderDataConfig
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ LAYOUT = "<root>/subset0..subset9/<seriesuid>.mhd + .raw"
 
 
 @dataclass
-class Luna16Config(DataConfig):
+class Luna16Config(FolderDataConfig):
     """LUNA16 scans by subset: Models Genesis split (0-4 train, 5-6 val, 7-9 test), 32 cubes of 64x64x32 per scan.
 
     ``val_fraction``: when no scan of ``val_subsets`` is present, that share of the training scans (by seed)
@@ -176,7 +179,7 @@ def read_hu(mhd: Path) -> tuple[np.ndarray, np.ndarray, bool]:
     try:
         image = LoadImage(reader="ITKReader", image_only=True, dtype=None)(str(mhd))
     except (RuntimeError, OSError, ValueError) as error:  # MONAI says "cannot find a suitable reader" when ITK fails
-        raise DataError(f"cannot read {mhd} and its data file: {str(error).splitlines()[0]}") from None
+        raise DataError(f"cannot read {mhd} and its data file: {one_line(error)}") from None
     hu = image.numpy()
     if hu.ndim != 3:
         raise DataError(f"{mhd} has shape {hu.shape}: expected one 3D CT volume")
@@ -321,7 +324,7 @@ class LunaPatches(Dataset):
     def __getitem__(self, index: int) -> dict:
         scan = self.scans[index // self.per_scan]
         if self.fixed is None:
-            origin = self._origin(index, np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item())))
+            origin = self._origin(index, item_rng(index))
         else:
             origin = self.fixed[index]
         patch = window_hu(crop(scan.hu, origin, self.size), self.window)
@@ -337,6 +340,7 @@ class LunaPatches(Dataset):
         return item
 
 
+@DATASETS.register("luna16")
 class Luna16DataModule(BaseDataModule):
     """LUNA16 chest CT cubes (or axial slice patches) by subset; ``label`` = nodule centre in the patch."""
 

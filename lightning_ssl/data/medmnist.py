@@ -21,11 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from lightning_ssl.config import ConfigError, DataConfig
 from lightning_ssl.data.base import BaseDataModule, DataInfo
 from lightning_ssl.data.errors import DataError
-from zoo.download import download
-from zoo.errors import ZooChecksumError, ZooDownloadError
+from lightning_ssl.errors import one_line
+from lightning_ssl.io.download import download
+from lightning_ssl.io.errors import ChecksumError, DownloadError
+from lightning_ssl.registry import DATASETS
+from lightning_ssl.schema import ConfigError, FolderDataConfig
 
 BASE_URL = "https://zenodo.org/records/10519652/files"  # the MedMNIST v3 record
 SPLITS = ("train", "val", "test")
@@ -138,7 +140,7 @@ MD5: dict[str, str] = _parse_md5(_MD5_TABLE)
 
 
 @dataclass
-class MedMNISTConfig(DataConfig):
+class MedMNISTConfig(FolderDataConfig):
     """One MedMNIST set (``flavour``) at one ``size`` (28, 64, 128, 224; 3D sets 28 or 64), official split.
 
     ``root`` is the folder holding the file or the .npz itself; unset, ``$LIGHTNING_SSL_DATA/medmnist``
@@ -167,10 +169,6 @@ def cache_dir() -> Path:
     return (Path(base).expanduser() if base else Path.home() / ".cache" / "lightning_ssl") / "medmnist"
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 def _by_hand(name: str, dest: Path) -> str:
     return f"fetch {url_of(name)} and put it at {dest} (or point data.root at a folder holding {name})"
 
@@ -189,13 +187,13 @@ def fetch(name: str, dest: Path) -> Path:
     url = url_of(name)
     try:
         download(url, dest, what=name)
-    except (ZooDownloadError, OSError) as error:
-        reason = _one_line(error.__cause__ or error)
+    except (DownloadError, OSError) as error:
+        reason = one_line(error.__cause__ or error)
         raise FileNotFoundError(f"{dest} is missing and downloading it failed ({reason}): {_by_hand(name, dest)}") from None
     got = md5_file(dest)
     if got != MD5[name]:
         dest.unlink()
-        raise ZooChecksumError(f"downloaded {name} from {url} has md5 {got}, expected {MD5[name]}; it was deleted")
+        raise ChecksumError(f"downloaded {name} from {url} has md5 {got}, expected {MD5[name]}; it was deleted")
     return dest
 
 
@@ -209,7 +207,7 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
             missing = [key for key in KEYS if key not in archive.files]
             arrays = {key: archive[key] for key in KEYS if key not in missing}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-        raise DataError(f"cannot read {path}: {_one_line(error)} ({advice})") from None
+        raise DataError(f"cannot read {path}: {one_line(error)} ({advice})") from None
     if missing:
         raise DataError(f"{path} lacks the keys {missing} of a MedMNIST file (it has {sorted(archive.files)})")
     for split in SPLITS:
@@ -275,6 +273,8 @@ def as_labels(labels: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(labels.astype(np.float32))
 
 
+@DATASETS.register("medmnist")
+@DATASETS.register("pneumoniamnist")
 class MedMNISTDataModule(BaseDataModule):
     """A MedMNIST set with its official split; ``label`` is an int64 class, or a float 0/1 vector for chestmnist."""
 

@@ -5,8 +5,8 @@ Design
   its ``name`` and checked against that dataset's schema like a top-level data config (unknown keys are errors):
   ``data.classification.name=pneumoniamnist data.classification.root=../shared/data/pneumoniamnist``. Each task is
   that dataset's own DataModule, with its own train/val/test split.
-- ``experiments/data/multitask.yaml`` points each task's ``spatial_dims``, ``patch_size``, ``batch_size`` (per
-  stream, as MultiMix), ``num_workers`` and ``seed`` at the top-level values (``${..patch_size}``), so
+- Each task's ``spatial_dims``, ``patch_size``, ``batch_size`` (per stream, as MultiMix), ``num_workers``, ``seed``
+  and ``split_seed`` point at the top-level values (``inherited``, ``${..patch_size}``), so
   ``data.patch_size=[128,128]`` resizes both; a task may still override its own. Both tasks must give the same
   spatial dims, patch size and channels (one network sees both), else a ConfigError says which differ.
 - Label budgets are per task: ``data.classification.label_budget`` keeps that many class labels (stratified by class,
@@ -36,12 +36,15 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 from pytorch_lightning.utilities import CombinedLoader
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
-from lightning_ssl.config import ConfigError, DataConfig
 from lightning_ssl.data.base import BaseDataModule, DataInfo
 from lightning_ssl.data.budget import labeled_subset
 from lightning_ssl.data.errors import DataError
+from lightning_ssl.data.sampling import Subset
+from lightning_ssl.errors import one_line
+from lightning_ssl.registry import DATASETS
+from lightning_ssl.schema import ConfigError, DataConfig
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +59,11 @@ class MultiTaskConfig(DataConfig):
     """A classification and a segmentation dataset, each a whole data config chosen by its ``name`` (see the module
     docstring); ``batch_size`` is per stream (labeled/unlabeled, classification/segmentation)."""
 
-    nested_data: ClassVar[dict[str, str]] = {"classification": "phantom_xray", "segmentation": "phantom_xray"}
+    nested_data: ClassVar[dict[str, dict[str, Any]]] = {
+        "classification": {"name": "phantom_xray", "label_budget": 100},
+        "segmentation": {"name": "phantom_xray", "label_budget": 10},
+    }
+    inherited: ClassVar[tuple[str, ...]] = ("spatial_dims", "patch_size", "batch_size", "num_workers", "seed", "split_seed")
 
     name: str = "multitask"
     spatial_dims: int = 2
@@ -78,7 +85,7 @@ def task_datamodule(task: str, node: Any) -> BaseDataModule:
     try:
         config = OmegaConf.merge(OmegaConf.structured(DATASETS[name].Config(name=name)), given)
     except (ConfigKeyError, ValidationError) as error:
-        raise ConfigError(f"data.{task} ({name}): {str(error).splitlines()[0]}") from None
+        raise ConfigError(f"data.{task} ({name}): {one_line(error)}") from None
     return DATASETS[name](config)
 
 
@@ -107,6 +114,7 @@ def check_first_item(items: TaskItems) -> None:
     items[0]
 
 
+@DATASETS.register("multitask")
 class MultiTaskDataModule(BaseDataModule):
     """A classification DataModule and a segmentation DataModule side by side (see the module docstring)."""
 

@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from lightning_ssl.data.base import crop, sample_patch_origins
 from lightning_ssl.data.errors import DataError
+from lightning_ssl.data.sampling import item_rng
 
 
 @dataclass
@@ -65,7 +66,7 @@ class PatchDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         volume = self.volumes[index // self.patches_per_volume]
         if self.fixed_origins is None:
-            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
+            rng = item_rng(index)
             origin = sample_patch_origins(volume.body, self.patch_size, 1, rng)[0]
         else:
             origin = self.fixed_origins[index // self.patches_per_volume][index % self.patches_per_volume]

@@ -13,13 +13,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lightning_ssl.config import ConfigError, DataConfig
 from lightning_ssl.data.base import BaseDataModule, DataInfo, crop, sample_patch_origins, split_patients
 from lightning_ssl.data.brats import MODALITIES, intensity_of
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.intensity import normalise_mri
 from lightning_ssl.data.phantoms import brain_mri_phantom
 from lightning_ssl.data.phantoms.brain_mri import FIELD_OF_VIEW_MM
+from lightning_ssl.data.sampling import item_rng
+from lightning_ssl.registry import DATASETS
+from lightning_ssl.schema import ConfigError, DataConfig
 
 
 @dataclass
@@ -31,6 +33,7 @@ class PhantomBrainMRIConfig(DataConfig):
     """
 
     name: str = "phantom_brain_mri"
+    batch_size: int = 4
     num_patients: int = 12
     volume_shape: list[int] = field(default_factory=lambda: [96, 96, 64])
     patches_per_volume: int = 16
@@ -111,7 +114,7 @@ class BrainPatches(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         volume = self._volume(index)
         if self.fixed_origins is None:
-            origin = self._origin(index, np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item())))
+            origin = self._origin(index, item_rng(index))
         else:
             origin = self.fixed_origins[index]
         mask = torch.from_numpy(self._crop(volume.labels, origin))[None]
@@ -141,6 +144,7 @@ def split_by_tumour(
     return {**splits, "train": tumour + healthy}
 
 
+@DATASETS.register("phantom_brain_mri")
 class PhantomBrainMRIDataModule(BaseDataModule):
     """Cubes (64x64x32 default) or axial slice patches of brain-MRI phantoms (t1, t1ce, t2, flair): ``mask`` =
     canonical BraTS labels, ``label`` = tumour in the patch, ``patient_id`` = phantom number; split by patient,

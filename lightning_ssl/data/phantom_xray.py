@@ -13,9 +13,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lightning_ssl.config import ConfigError, DataConfig
 from lightning_ssl.data.base import BaseDataModule, DataInfo, split_patients
 from lightning_ssl.data.phantoms import ChestXRayPhantom, chest_xray_phantom
+from lightning_ssl.registry import DATASETS
+from lightning_ssl.schema import ConfigError, DataConfig
 
 CLASS_NAMES = ["normal", "pneumonia"]
 
@@ -30,6 +31,7 @@ class PhantomXRayConfig(DataConfig):
     name: str = "phantom_xray"
     spatial_dims: int = 2
     patch_size: list[int] = field(default_factory=lambda: [64, 64])
+    batch_size: int = 32
     num_patients: int = 200
     pneumonia_fraction: float = 0.5
     val_fraction: float = 0.2
@@ -64,6 +66,7 @@ class XRayPhantoms(Dataset):
         return [p.patient_id for p in self.phantoms] if column == "patient_id" else None
 
 
+@DATASETS.register("phantom_xray")
 class PhantomXRayDataModule(BaseDataModule):
     """Synthetic PA chest radiographs: ``label`` normal / pneumonia, ``mask`` = both lung fields; split by patient."""
 

@@ -19,7 +19,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lightning_ssl.config import DataConfig
 from lightning_ssl.data.base import BaseDataModule, DataInfo
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.images2d import (
@@ -30,9 +29,11 @@ from lightning_ssl.data.images2d import (
     image_dataset,
     image_info,
     list_images,
-    one_line,
     split_records,
 )
+from lightning_ssl.errors import one_line
+from lightning_ssl.registry import DATASETS
+from lightning_ssl.schema import FolderDataConfig
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ BUSI_MASK_NAME = re.compile(r"^(.+)_mask(?:_\d+)?$")
 
 
 @dataclass
-class FetalPlanesConfig(DataConfig):
+class FetalPlanesConfig(FolderDataConfig):
     """Fetal ultrasound planes (6 classes) at ``patch_size``: the official train/test split of the CSV's ``Train`` column,
     ``val_fraction`` of the training patients held out for validation by ``seed``."""
 
@@ -95,6 +96,7 @@ def fetal_record(images: Path, line: int, row: dict[str, str], path: Path) -> tu
     return record, train == "1"
 
 
+@DATASETS.register("fetal_planes")
 class FetalPlanesDataModule(BaseDataModule):
     """Fetal ultrasound planes: ``image`` (1, H, W) in [0, 1], ``label`` (plane) and ``patient_id``.
 
@@ -132,7 +134,7 @@ class FetalPlanesDataModule(BaseDataModule):
 
 
 @dataclass
-class BUSIConfig(DataConfig):
+class BUSIConfig(FolderDataConfig):
     """BUSI breast ultrasound (benign, malignant, normal) with lesion masks at ``patch_size``, split by image by ``seed``."""
 
     name: str = "busi"
@@ -171,6 +173,7 @@ def busi_records(folder: Path, label: int) -> list[Record]:
     return records
 
 
+@DATASETS.register("busi")
 class BUSIDataModule(BaseDataModule):
     """BUSI: ``image`` (1, H, W) in [0, 1], ``label`` and ``mask`` (1, H, W) uint8 {0, 1}, the union of an image's masks.
 

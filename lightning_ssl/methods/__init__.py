@@ -1,24 +1,9 @@
-"""Methods, registered by the name used in configs and on the command line (``method=NAME``)."""
+"""Methods, each registered by the name used in configs and on the command line (``method=NAME``) where it is defined."""
 
 from __future__ import annotations
 
+from lightning_ssl.methods import byol, context_restoration, cpcseg, finetune, genesis, multimix, simclr
 from lightning_ssl.methods.base import BaseMethod
-from lightning_ssl.methods.byol import BYOLMethod
-from lightning_ssl.methods.context_restoration import ContextRestorationMethod
-from lightning_ssl.methods.cpcseg import CPCSegMethod
-from lightning_ssl.methods.finetune import FinetuneMethod
-from lightning_ssl.methods.genesis import GenesisMethod
-from lightning_ssl.methods.multimix import MultiMixMethod
-from lightning_ssl.methods.simclr import SimCLRMethod
+from lightning_ssl.registry import METHODS
 
-METHODS: dict[str, type[BaseMethod]] = {
-    "genesis": GenesisMethod,
-    "chen": ContextRestorationMethod,
-    "simclr": SimCLRMethod,
-    "byol": BYOLMethod,
-    "finetune": FinetuneMethod,
-    "cpcseg": CPCSegMethod,
-    "multimix": MultiMixMethod,
-}
-
-__all__ = ["METHODS", "BYOLMethod", "BaseMethod", "CPCSegMethod", "ContextRestorationMethod", "FinetuneMethod", "GenesisMethod", "MultiMixMethod", "SimCLRMethod"]
+__all__ = ["METHODS", "BaseMethod", "byol", "context_restoration", "cpcseg", "finetune", "genesis", "multimix", "simclr"]

@@ -14,10 +14,11 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from lightning_ssl.config import ConfigError, MethodConfig
-from lightning_ssl.data.base import DataInfo
+from lightning_ssl.methods.optim import lr_factor
+from lightning_ssl.methods.optim import optimizer as build_optimizer
 from lightning_ssl.models import OnlineProbe, build_network, has_decoder
 from lightning_ssl.models.heads import global_pool
+from lightning_ssl.schema import ConfigError, DataInfo, MethodConfig, plain
 
 
 class EncoderOnly(nn.Module):
@@ -36,13 +37,15 @@ class BaseMethod(pl.LightningModule):
     """A self-supervised method: subclasses set ``Config`` and implement the training/validation steps.
 
     ``usage_notes`` tells the zoo's model card what a user of the weights must know beyond the architecture.
-    ``config`` is the whole resolved run config as a plain dict, ``data_info`` the DataModule's
-    ``DataInfo`` as a dict; both are saved in checkpoints, so ``load_from_checkpoint`` rebuilds the
-    method and ``zoo.publish`` finds the network under ``network`` with its ``zoo_metadata``.
-    Methods with ``trains_decoder = False`` keep only the encoder; ``semi_supervised`` methods train
-    on the DataModule's ``semi_supervised_dataloader()`` (labeled and unlabeled batches together).
-    When the data has class labels and ``method.online_probe`` is on, ``probe`` is a linear
-    classifier on detached features.
+    ``config`` is the whole resolved run config as a plain dict, ``data_info`` the DataModule's ``DataInfo`` as a
+    dict; both are saved in checkpoints with the resolved ``architecture``, so ``load_from_checkpoint`` rebuilds the
+    method on its own and ``zoo.publish`` finds the network under ``network`` with its ``zoo_metadata``.
+    What depends on the config is decided by classmethods before anything is built: whether the decoder is trained
+    (``uses_decoder``; only the encoder is kept otherwise), its output channels and activation, the architecture,
+    and the metric the best checkpoint is chosen on (``monitored``). ``training_data`` says what the method trains
+    on: ``all`` training images, the ``labeled`` budget, or ``semi_supervised`` batches of budget and unlabeled pool.
+    When the data has class labels and ``method.online_probe`` is on, ``probe`` is a linear classifier on detached
+    features.
     """
 
     Config: type[MethodConfig] = MethodConfig
@@ -51,33 +54,52 @@ class BaseMethod(pl.LightningModule):
     citation: str = ""
     usage_notes: str = ""
     trains_decoder: bool = True
-    semi_supervised: bool = False
+    training_data: str = "all"
 
-    def __init__(self, config: dict[str, Any], data_info: dict[str, Any]) -> None:
+    @classmethod
+    def uses_decoder(cls, method: Any) -> bool:
+        """Whether the method trains (and publishes) the decoder under this method config."""
+        return cls.trains_decoder
+
+    @classmethod
+    def output_channels(cls, method: Any, data_info: dict[str, Any]) -> int:
+        """Channels of the decoder's output; restoration methods restore every input channel."""
+        return int(data_info["in_channels"])
+
+    @classmethod
+    def activation(cls, method: Any) -> str | None:
+        """The activation the decoder's logits were trained with (the zoo's model card says it)."""
+        return cls.output_activation
+
+    @classmethod
+    def monitored(cls, method: Any) -> tuple[str, str]:
+        """(metric, mode) of the best checkpoint."""
+        return "val/loss", "min"
+
+    @classmethod
+    def resolve_architecture(cls, config: dict[str, Any], data_info: dict[str, Any]) -> dict[str, Any]:
+        """``{"name", "kwargs"}`` of the network this method builds from ``config["network"]`` and the data."""
+        network = dict(config["network"])
+        name = network.pop("name")
+        if cls.uses_decoder(config["method"]) and not has_decoder(name):
+            raise ConfigError(f"method {config['method']['name']!r} trains a decoder but network {name!r} has none: use network=unet")
+        kwargs = {**network, "spatial_dims": data_info["spatial_dims"], "in_channels": data_info["in_channels"]}
+        if has_decoder(name):
+            kwargs["out_channels"] = cls.output_channels(config["method"], data_info)
+        return {"name": name, "kwargs": kwargs}
+
+    def __init__(self, config: dict[str, Any], data_info: dict[str, Any], architecture: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.cfg = OmegaConf.create(config)
         self.data_info = DataInfo(**data_info)
-        self.architecture = self._architecture()
+        self.architecture = architecture or self.resolve_architecture(config, data_info)
+        self.output_activation = self.activation(config["method"])
         network = build_network(self.architecture["name"], **self.architecture["kwargs"])
-        self.network = network if self.trains_decoder else EncoderOnly(network.encoder)
+        self.network = network if self.uses_decoder(config["method"]) else EncoderOnly(network.encoder)
         self.probe = self._online_probe()
-        self.save_hyperparameters({"config": config, "data_info": data_info, "zoo_metadata": self._zoo_metadata()})
-
-    def network_out_channels(self) -> int:
-        """Channels of the decoder's output; restoration methods restore every input channel."""
-        return self.data_info.in_channels
-
-    def _architecture(self) -> dict[str, Any]:
-        name = self.cfg.network.name
-        if self.trains_decoder and not has_decoder(name):
-            raise ConfigError(
-                f"method {self.cfg.method.name!r} trains a decoder but network {name!r} has none: use network=unet"
-            )
-        kwargs = {k: v for k, v in OmegaConf.to_container(self.cfg.network, resolve=True).items() if k != "name"}
-        kwargs.update(spatial_dims=self.data_info.spatial_dims, in_channels=self.data_info.in_channels)
-        if has_decoder(name):
-            kwargs["out_channels"] = self.network_out_channels()
-        return {"name": name, "kwargs": kwargs}
+        self.save_hyperparameters(
+            {"config": config, "data_info": data_info, "architecture": self.architecture, "zoo_metadata": self._zoo_metadata()}
+        )
 
     def _online_probe(self) -> OnlineProbe | None:
         classes = self.data_info.num_classes
@@ -108,11 +130,11 @@ class BaseMethod(pl.LightningModule):
         return {
             "architecture": self.architecture,
             "method": self.cfg.method.name,
-            "method_config": OmegaConf.to_container(self.cfg.method, resolve=True),
+            "method_config": plain(self.cfg.method),
             "data": self.cfg.data.name,
-            "data_config": OmegaConf.to_container(self.cfg.data, resolve=True),
+            "data_config": plain(self.cfg.data),
             "input": self.data_info.as_dict(),
-            "output_activation": self.output_activation,
+            "output_activation": self.activation(self.cfg.method),
             "citation": self.citation,
             "usage_notes": self.usage_notes,
             "licence": "weights: same terms as the training data; code: Apache-2.0",
@@ -129,42 +151,29 @@ class BaseMethod(pl.LightningModule):
         if missing:
             raise KeyError(f"method {self.cfg.method.name!r} needs batch keys {missing}; this DataModule yields {sorted(batch)}")
 
-    def configure_optimizers(self) -> Any:
-        """Optimiser and schedule from ``optim`` in the config."""
-        optim = self.cfg.optim
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Trainable parameters by learning rate: the encoder at ``optim.lr x optim.encoder_lr_scale``, the online probe
+        at ``method.probe_lr`` (no weight decay), everything else at ``optim.lr``."""
         probe = set(self.probe.parameters()) if self.probe is not None else set()
-        params: list[dict[str, Any]] = [{"params": [p for p in self.parameters() if p.requires_grad and p not in probe]}]
+        encoder = set(self.network.encoder.parameters())
+        trainable = [p for p in self.parameters() if p.requires_grad and p not in probe]
+        scale = self.cfg.optim.encoder_lr_scale
+        groups = [{"params": [p for p in trainable if p not in encoder or scale == 1.0]}]
+        if scale != 1.0:
+            groups.append({"params": [p for p in trainable if p in encoder], "lr": self.cfg.optim.lr * scale})
         if probe:
-            params.append({"params": list(probe), "lr": self.cfg.method.probe_lr, "weight_decay": 0.0})
-        if optim.name == "sgd":
-            optimizer = torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
-        elif optim.name in ("adam", "adamw"):
-            cls = torch.optim.Adam if optim.name == "adam" else torch.optim.AdamW
-            optimizer = cls(params, lr=optim.lr, weight_decay=optim.weight_decay)
-        else:
-            raise ValueError(f"optim.name={optim.name!r} is not one of sgd, adam, adamw")
-        scheduler = self._scheduler(optimizer)
-        if scheduler is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+            groups.append({"params": list(probe), "lr": self.cfg.method.probe_lr, "weight_decay": 0.0})
+        return [group for group in groups if group["params"]]
 
-    def _scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
+    def configure_optimizers(self) -> Any:
+        """Optimiser and per-step schedule from ``optim`` in the config."""
         optim = self.cfg.optim
-        if optim.scheduler == "none":
-            main = None
-        elif optim.scheduler == "step":
-            main = torch.optim.lr_scheduler.StepLR(optimizer, step_size=optim.step_size, gamma=optim.gamma)
-        elif optim.scheduler == "cosine":
-            total = max(1, int(self.trainer.estimated_stepping_batches) - optim.warmup_steps)
-            main = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-        else:
-            raise ValueError(f"optim.scheduler={optim.scheduler!r} is not one of none, step, cosine")
-        if optim.warmup_steps <= 0:
-            return main
-        warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1e-3, total_iters=optim.warmup_steps)
-        if main is None:
-            return warmup
-        return torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, main], milestones=[optim.warmup_steps])
+        optimizer = build_optimizer(self.parameter_groups(), optim)
+        if optim.scheduler == "none" and optim.warmup_steps <= 0:
+            return optimizer
+        factor = lr_factor(optim, int(self.trainer.estimated_stepping_batches))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def should_log_images(self, batch_idx: int) -> bool:
         """True on the first validation batch of every n-th epoch, on the main process."""

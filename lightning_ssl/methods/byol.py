@@ -14,6 +14,7 @@ from lightning_ssl.losses import normalized_mse
 from lightning_ssl.methods.embedding import EmbeddingConfig, EmbeddingMethod
 from lightning_ssl.models import MLP
 from lightning_ssl.models.heads import global_pool
+from lightning_ssl.registry import METHODS
 
 
 @dataclass
@@ -40,6 +41,7 @@ def ema_update(target: nn.Module, online: nn.Module, tau: float) -> None:
         target_param.lerp_(online_param, 1 - tau)
 
 
+@METHODS.register("byol")
 class BYOLMethod(EmbeddingMethod):
     """Online encoder -> projector -> predictor regresses the target projection of the other view.
 
@@ -54,8 +56,8 @@ class BYOLMethod(EmbeddingMethod):
         "learning. NeurIPS 2020. Patient-metadata head: seed 001 (medical-imaging SSL with patient metadata)."
     )
 
-    def __init__(self, config: dict[str, Any], data_info: dict[str, Any]) -> None:
-        super().__init__(config, data_info)
+    def __init__(self, config: dict[str, Any], data_info: dict[str, Any], architecture: dict[str, Any] | None = None) -> None:
+        super().__init__(config, data_info, architecture)
         method = self.cfg.method
         width = self.network.encoder.out_channels
         self.projector = MLP(width, method.projection_hidden, method.projection_dim, method.projection_batch_norm)

@@ -8,8 +8,9 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
-from lightning_ssl.config import MethodConfig
 from lightning_ssl.methods.restoration import RestorationMethod
+from lightning_ssl.registry import METHODS
+from lightning_ssl.schema import MethodConfig
 from lightning_ssl.transforms.context import ContextSwap, ContextSwapConfig
 
 
@@ -21,6 +22,7 @@ class ContextRestorationConfig(MethodConfig):
     corruption: ContextSwapConfig = field(default_factory=ContextSwapConfig)
 
 
+@METHODS.register("chen")
 class ContextRestorationMethod(RestorationMethod):
     """Encoder-decoder trained with L2 to put swapped patches back; the intensity histogram is unchanged,
     only spatial context is, so the network must learn anatomy (restorations are blurry: an L2 property)."""
@@ -31,8 +33,8 @@ class ContextRestorationMethod(RestorationMethod):
         "analysis using image context restoration. Medical Image Analysis 58 (2019) 101539."
     )
 
-    def __init__(self, config: dict[str, Any], data_info: dict[str, Any]) -> None:
-        super().__init__(config, data_info)
+    def __init__(self, config: dict[str, Any], data_info: dict[str, Any], architecture: dict[str, Any] | None = None) -> None:
+        super().__init__(config, data_info, architecture)
         self.swap = ContextSwap(ContextSwapConfig(**OmegaConf.to_container(self.cfg.method.corruption)))
 
     def corrupt(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

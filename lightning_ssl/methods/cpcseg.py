@@ -8,12 +8,14 @@ from typing import Any, Optional
 import torch
 from monai.losses import DiceCELoss
 
-from lightning_ssl.config import ConfigError, MethodConfig
 from lightning_ssl.data.brats import brats_regions
 from lightning_ssl.losses.info_nce import InfoNCELoss
 from lightning_ssl.methods.base import BaseMethod
 from lightning_ssl.metrics.brats_regions import BraTSRegionMetrics
+from lightning_ssl.metrics.evaluation import log_scores
 from lightning_ssl.models.cpc import CPCBranch
+from lightning_ssl.registry import METHODS
+from lightning_ssl.schema import ConfigError, MethodConfig
 
 
 @dataclass
@@ -40,6 +42,7 @@ class CPCSegConfig(MethodConfig):
     online_probe: bool = False
 
 
+@METHODS.register("cpcseg")
 class CPCSegMethod(BaseMethod):
     """Encoder-decoder segmentation with a CPC branch on the encoder; labeled images train both, unlabeled ones CPC only.
 
@@ -52,7 +55,7 @@ class CPCSegMethod(BaseMethod):
     Config = CPCSegConfig
     required_keys = ("image", "mask")
     output_activation = "softmax"
-    semi_supervised = True
+    training_data = "semi_supervised"
     usage_notes = (
         "The decoder's channels are softmax scores of the canonical BraTS labels: 0 background, 1 necrotic core, "
         "2 edema, 3 enhancing tumour (lightning_ssl.data.brats.brats_regions turns them into whole tumour, tumour "
@@ -63,8 +66,8 @@ class CPCSegMethod(BaseMethod):
         "MICCAI BrainLes 2020, LNCS 12658."
     )
 
-    def __init__(self, config: dict[str, Any], data_info: dict[str, Any]) -> None:
-        super().__init__(config, data_info)
+    def __init__(self, config: dict[str, Any], data_info: dict[str, Any], architecture: dict[str, Any] | None = None) -> None:
+        super().__init__(config, data_info, architecture)
         method = self.cfg.method
         if method.cpc_stride < 1 or method.cpc_patch_size < 1 or method.cpc_negatives < 1:
             raise ConfigError("method.cpc_patch_size, method.cpc_stride and method.cpc_negatives must be at least 1")
@@ -80,9 +83,10 @@ class CPCSegMethod(BaseMethod):
         self.seg_loss = DiceCELoss(to_onehot_y=True, softmax=True)
         self.val_regions = BraTSRegionMetrics(spacing=self.data_info.spacing)
 
-    def network_out_channels(self) -> int:
+    @classmethod
+    def output_channels(cls, method: Any, data_info: dict[str, Any]) -> int:
         """Segmentation classes (background included)."""
-        return self.cfg.method.seg_classes
+        return int(method["seg_classes"])
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Segmentation logits (B, seg_classes, *spatial)."""
@@ -140,8 +144,4 @@ class CPCSegMethod(BaseMethod):
 
     def on_validation_epoch_end(self) -> None:
         """Dice and HD95 per region (wt, tc, et) and the mean Dice over every validation sample of every process."""
-        if self.val_regions.update_count == 0:
-            return
-        for name, value in self.val_regions.compute().items():
-            self.log(f"val/{name}", value, prog_bar=name == "dice")
-        self.val_regions.reset()
+        log_scores(self, self.val_regions, "val", prog_bar="dice")

@@ -10,9 +10,9 @@ import torch
 from lightning_fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import OmegaConf
 
-from lightning_ssl.config import MethodConfig
 from lightning_ssl.methods.base import BaseMethod
 from lightning_ssl.models import MetadataHead
+from lightning_ssl.schema import MethodConfig
 from lightning_ssl.transforms.views import ViewConfig, ViewGenerator
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,8 @@ class EmbeddingMethod(BaseMethod):
 
     trains_decoder = False
 
-    def __init__(self, config: dict[str, Any], data_info: dict[str, Any]) -> None:
-        super().__init__(config, data_info)
+    def __init__(self, config: dict[str, Any], data_info: dict[str, Any], architecture: dict[str, Any] | None = None) -> None:
+        super().__init__(config, data_info, architecture)
         views = OmegaConf.to_container(self.cfg.method.views, resolve=True)
         self.views = ViewGenerator(ViewConfig(**views), self.data_info.spatial_dims)
         self.metadata_head: MetadataHead | None = None

@@ -1,8 +1,12 @@
-"""Downstream training from scratch or from a zoo entry: classification or segmentation, fine-tuned or linear-probed."""
+"""Downstream training from scratch or from a zoo entry: classification or segmentation, fine-tuned or linear-probed.
+
+The run (``lightning_ssl.train.finetune``) gives the method its network (the zoo entry's architecture when
+``method.init=zoo:NAME``) and copies the entry's weights in; the method itself never reads the zoo, so a fine-tuned
+checkpoint loads on its own.
+"""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,86 +14,108 @@ import torch
 import torch.nn.functional as F
 from monai.losses import DiceCELoss
 from torch import nn
-from torchmetrics import MetricCollection, SumMetric
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassAUROC,
-    MulticlassF1Score,
-)
+from torchmetrics import SumMetric
 
-import zoo
-from lightning_ssl.config import ConfigError, MethodConfig
 from lightning_ssl.methods.base import BaseMethod
 from lightning_ssl.metrics.brats_regions import BraTSRegionMetrics
 from lightning_ssl.metrics.class_scores import ClassSegmentationMetrics
+from lightning_ssl.metrics.evaluation import classification_metrics, log_scores
 from lightning_ssl.models import ClassificationHead
+from lightning_ssl.registry import METHODS
+from lightning_ssl.schema import Choice, ConfigError, MethodConfig
 
-log = logging.getLogger(__name__)
+STAGES = ("val", "test")
 
-TASKS = ("classification", "segmentation")
-MODES = ("finetune", "linear")
-SEG_METRICS = ("classes", "brats_regions")
-ZOO_PREFIX = "zoo:"
+
+class Task(Choice):
+    classification = "classification"
+    segmentation = "segmentation"
+
+
+class Mode(Choice):
+    finetune = "finetune"
+    linear = "linear"
+
+
+class SegMetrics(Choice):
+    classes = "classes"
+    brats_regions = "brats_regions"
+
+
+class ClassWeights(Choice):
+    none = "none"
+    balanced = "balanced"
 
 
 @dataclass
 class FinetuneConfig(MethodConfig):
     """The downstream task, where the encoder (and decoder) start, and what trains.
 
-    ``init``: ``scratch`` or ``zoo:NAME`` (``zoo:NAME@vK``); the network is then the entry's
-    architecture. ``mode``: ``finetune`` trains everything (after ``warmup_epochs`` with the encoder
-    frozen), ``linear`` freezes the encoder and trains a linear head (classification only).
-    ``seg_classes``: output channels of a segmentation (background included). ``seg_metrics``: Dice and
-    HD95 per foreground ``classes``, or per ``brats_regions`` (whole tumour, tumour core, enhancing;
-    needs the 4 canonical BraTS labels, ``seg_classes=4``).
+    ``init``: ``scratch`` or ``zoo:NAME`` (``zoo:NAME@vK``); the network is then the entry's architecture.
+    ``mode``: ``finetune`` trains everything (after ``warmup_epochs`` with the encoder frozen), ``linear`` freezes the
+    encoder and trains a linear head (classification only). ``seg_classes``: output channels of a segmentation
+    (background included). ``seg_metrics``: Dice and HD95 per foreground ``classes``, or per ``brats_regions`` (whole
+    tumour, tumour core, enhancing; needs the 4 canonical BraTS labels, ``seg_classes=4``). ``monitor``: the
+    validation metric the kept checkpoint is best on; ``auto`` is ``val/auc`` for classification and ``val/dice`` for
+    segmentation (a model that predicts one class for every image cannot win either), ``val/loss`` also works.
+    ``class_weights``: ``balanced`` weights the cross-entropy by the inverse class frequency of the labeled budget.
     """
 
     name: str = "finetune"
-    task: str = "classification"
+    task: Task = Task.classification
     init: str = "scratch"
-    mode: str = "finetune"
+    mode: Mode = Mode.finetune
     warmup_epochs: int = 0
     head_hidden: int = 0
     seg_classes: int = 2
-    seg_metrics: str = "classes"
+    seg_metrics: SegMetrics = SegMetrics.classes
+    monitor: str = "auto"
+    class_weights: ClassWeights = ClassWeights.none
     online_probe: bool = False
 
 
-def _zoo_name(init: str) -> str | None:
-    if init == "scratch":
-        return None
-    if not init.startswith(ZOO_PREFIX) or len(init) == len(ZOO_PREFIX):
-        raise ConfigError(f"method.init={init!r} is neither 'scratch' nor 'zoo:NAME' (e.g. zoo:simclr_pneumoniamnist)")
-    return init[len(ZOO_PREFIX) :]
-
-
+@METHODS.register("finetune")
 class FinetuneMethod(BaseMethod):
     """A task network whose encoder (and, for segmentation, decoder) starts from a zoo entry or from scratch.
 
-    Classification: encoder -> pooled features -> head, cross-entropy; accuracy, AUC and macro F1.
-    Segmentation: the U-Net, Dice + cross-entropy; Dice and 95% Hausdorff distance per foreground
-    class (MONAI), over the whole split on every process.
+    Classification: encoder -> pooled features -> head, cross-entropy; accuracy, AUC, macro and per-class F1 and the
+    count of each predicted class. Segmentation: the U-Net, Dice + cross-entropy; Dice and 95% Hausdorff distance per
+    foreground class (MONAI), over the whole split on every process.
     """
 
     Config = FinetuneConfig
+    training_data = "labeled"
 
-    def __init__(self, config: dict[str, Any], data_info: dict[str, Any]) -> None:
+    @classmethod
+    def uses_decoder(cls, method: Any) -> bool:
+        """Segmentation trains the decoder; classification only the encoder and a head."""
+        return method["task"] == "segmentation"
+
+    @classmethod
+    def output_channels(cls, method: Any, data_info: dict[str, Any]) -> int:
+        """Segmentation classes (background included)."""
+        return int(method["seg_classes"])
+
+    @classmethod
+    def monitored(cls, method: Any) -> tuple[str, str]:
+        """The metric of the kept checkpoint and whether higher is better."""
+        metric = method["monitor"]
+        if metric == "auto":
+            metric = "val/dice" if method["task"] == "segmentation" else "val/auc"
+        lower_is_better = metric.endswith("loss") or "hd95" in metric
+        return metric, "min" if lower_is_better else "max"
+
+    def __init__(self, config: dict[str, Any], data_info: dict[str, Any], architecture: dict[str, Any] | None = None) -> None:
         method = config["method"]
-        if method["task"] not in TASKS or method["mode"] not in MODES:
-            raise ConfigError(f"method.task must be one of {TASKS} and method.mode one of {MODES}")
-        if method["seg_metrics"] not in SEG_METRICS:
-            raise ConfigError(f"method.seg_metrics={method['seg_metrics']!r} is not one of {', '.join(SEG_METRICS)}")
         if method["seg_metrics"] == "brats_regions" and method["seg_classes"] != 4:
             raise ConfigError("method.seg_metrics=brats_regions scores the 4 canonical BraTS labels: set method.seg_classes=4")
         if method["task"] == "segmentation" and method["mode"] == "linear":
             raise ConfigError("method.mode=linear is a classification protocol: use method.mode=finetune for segmentation")
-        self.trains_decoder = method["task"] == "segmentation"
-        self.entry = _zoo_name(method["init"])
-        super().__init__(config, data_info)
+        super().__init__(config, data_info, architecture)
         if self.segmentation:
             self.required_keys = ("image", "mask")
             self.loss = DiceCELoss(to_onehot_y=True, softmax=True)
-            self.seg_scores = nn.ModuleDict({stage: self._segmentation_scores() for stage in ("val", "test")})
+            self.scores = nn.ModuleDict({stage: self._segmentation_scores() for stage in STAGES})
         else:
             self.required_keys = ("image", "label")
             classes = self.data_info.num_classes
@@ -98,9 +124,10 @@ class FinetuneMethod(BaseMethod):
             linear = self.cfg.method.mode == "linear"
             hidden = 0 if linear else self.cfg.method.head_hidden
             self.head = ClassificationHead(self.network.encoder.out_channels, classes, hidden, standardise=linear)
-            self.metrics = nn.ModuleDict({stage: self._classification_metrics(classes, stage) for stage in ("val", "test")})
-        self.samples = nn.ModuleDict({stage: SumMetric() for stage in ("val", "test")})
-        self.init_report = self._load_pretrained()
+            names = self.data_info.class_names or [str(k) for k in range(classes)]
+            self.scores = nn.ModuleDict({stage: classification_metrics(names, stage) for stage in STAGES})
+            self.register_buffer("class_weight", torch.ones(classes))
+        self.samples = nn.ModuleDict({stage: SumMetric() for stage in STAGES})
         if self.cfg.method.mode == "linear":
             self.network.encoder.requires_grad_(False)
 
@@ -109,55 +136,14 @@ class FinetuneMethod(BaseMethod):
         """Whether the task is segmentation."""
         return self.cfg.method.task == "segmentation"
 
-    def network_out_channels(self) -> int:
-        """Segmentation classes (background included)."""
-        return self.cfg.method.seg_classes
-
-    def _architecture(self) -> dict[str, Any]:
-        if self.entry is None:
-            return super()._architecture()
-        architecture = zoo.metadata(self.entry)["architecture"]
-        kwargs = dict(architecture["kwargs"])
-        for key in ("spatial_dims", "in_channels"):
-            given = getattr(self.data_info, key)
-            if key in kwargs and kwargs[key] != given:
-                raise ConfigError(f"zoo entry {self.entry!r} was trained with {key}={kwargs[key]} but the data has {given}")
-        if "out_channels" in kwargs:
-            kwargs["out_channels"] = self.network_out_channels()
-        return {"name": architecture["name"], "kwargs": kwargs}
-
-    @staticmethod
-    def _classification_metrics(classes: int, stage: str) -> MetricCollection:
-        return MetricCollection(
-            {
-                "acc": MulticlassAccuracy(classes, average="micro"),
-                "auc": MulticlassAUROC(classes),
-                "f1": MulticlassF1Score(classes, average="macro"),
-            },
-            prefix=f"{stage}/",
-        )
-
-    def _load_pretrained(self) -> dict[str, Any]:
-        """Copy the zoo entry's encoder (and decoder where shapes fit) into the network; what was loaded."""
-        if self.entry is None:
-            return {"init": "scratch"}
-        report = {"init": self.entry, "encoder": str(zoo.load_into(self.network.encoder, self.entry, part="encoder"))}
-        if self.trains_decoder:
-            report["decoder"] = self._load_decoder()
-        log.info("initialised from the zoo: %s", report)
-        return report
-
-    def _load_decoder(self) -> str:
-        try:
-            weights = zoo.load(self.entry, part="decoder").state_dict()
-        except zoo.ZooError as error:
-            log.warning("the decoder starts from scratch: %s", error)
-            return "scratch (the entry has no decoder)"
-        own = self.network.decoder.state_dict()
-        fitting = {k: v for k, v in weights.items() if k in own and v.shape == own[k].shape}
-        self.network.decoder.load_state_dict(fitting, strict=False)
-        skipped = sorted(set(own) - set(fitting))
-        return f"{len(fitting)} keys loaded, {len(skipped)} from scratch {skipped}"
+    def setup(self, stage: str) -> None:
+        """With ``class_weights=balanced``, weight each class by the inverse of its share of the labeled budget."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if stage != "fit" or self.segmentation or self.cfg.method.class_weights != "balanced" or datamodule is None:
+            return
+        labeled, _ = datamodule.budget_indices()
+        counts = torch.bincount(torch.as_tensor(datamodule.train_labels()[labeled]), minlength=self.class_weight.numel())
+        self.class_weight.copy_(counts.sum() / (counts.numel() * counts.clamp(min=1)))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Class logits (B, classes) or segmentation logits (B, seg_classes, *spatial)."""
@@ -172,30 +158,27 @@ class FinetuneMethod(BaseMethod):
         self.network.encoder.train(not frozen)
 
     def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        self.check_batch(batch)
         target = batch["mask"].long() if self.segmentation else batch["label"].long()
         logits = self(batch["image"])
-        loss = self.loss(logits, target) if self.segmentation else F.cross_entropy(logits, target)
+        loss = self.loss(logits, target) if self.segmentation else F.cross_entropy(logits, target, weight=self.class_weight)
         return logits, target, loss
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         """Cross-entropy (classification) or Dice + cross-entropy (segmentation)."""
-        self.check_batch(batch)
         _, _, loss = self._loss(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
         return loss
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
-        self.check_batch(batch)
         logits, target, loss = self._loss(batch)
         self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["image"].shape[0])
         self.samples[stage].update(target.shape[0])
         self.log(f"{stage}/samples", self.samples[stage], on_step=False, on_epoch=True)
         if self.segmentation:
-            self.seg_scores[stage].update(logits.argmax(dim=1, keepdim=True), target)
+            self.scores[stage].update(logits.argmax(dim=1, keepdim=True), target)
         else:
-            metrics = self.metrics[stage]
-            metrics.update(logits.softmax(dim=1), target)
-            self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=target.shape[0])
+            self.scores[stage].update(logits.softmax(dim=1), target)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Loss and metrics on the validation split."""
@@ -210,20 +193,10 @@ class FinetuneMethod(BaseMethod):
             return BraTSRegionMetrics(self.data_info.spacing)
         return ClassSegmentationMetrics(self.cfg.method.seg_classes)
 
-    def _segmentation_metrics(self, stage: str) -> None:
-        """Dice and HD95 per foreground class (or BraTS region) over every sample of every process."""
-        scores = self.seg_scores[stage]
-        if scores.update_count:
-            for name, value in scores.compute().items():
-                self.log(f"{stage}/{name}", value)
-            scores.reset()
-
     def on_validation_epoch_end(self) -> None:
-        """Segmentation metrics of the validation split."""
-        if self.segmentation:
-            self._segmentation_metrics("val")
+        """Scores of the validation split."""
+        log_scores(self, self.scores["val"], "val")
 
     def on_test_epoch_end(self) -> None:
-        """Segmentation metrics of the test split."""
-        if self.segmentation:
-            self._segmentation_metrics("test")
+        """Scores of the test split."""
+        log_scores(self, self.scores["test"], "test")

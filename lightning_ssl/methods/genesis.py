@@ -7,8 +7,9 @@ from typing import Any
 
 import torch
 
-from lightning_ssl.config import MethodConfig
 from lightning_ssl.methods.restoration import RestorationMethod
+from lightning_ssl.registry import METHODS
+from lightning_ssl.schema import MethodConfig
 from lightning_ssl.transforms.genesis import GenesisCorruption, GenesisCorruptionConfig
 
 
@@ -20,6 +21,7 @@ class GenesisConfig(MethodConfig):
     corruption: GenesisCorruptionConfig = field(default_factory=GenesisCorruptionConfig)
 
 
+@METHODS.register("genesis")
 class GenesisMethod(RestorationMethod):
     """Encoder-decoder trained with MSE to restore the original from its corrupted version (sigmoid output)."""
 
@@ -29,8 +31,8 @@ class GenesisMethod(RestorationMethod):
         "Image Analysis. MICCAI 2019; and Medical Image Analysis 67 (2021) 101840."
     )
 
-    def __init__(self, config: dict[str, Any], data_info: dict[str, Any]) -> None:
-        super().__init__(config, data_info)
+    def __init__(self, config: dict[str, Any], data_info: dict[str, Any], architecture: dict[str, Any] | None = None) -> None:
+        super().__init__(config, data_info, architecture)
         self.corruption = GenesisCorruption(GenesisCorruptionConfig(**self.cfg.method.corruption))
 
     def corrupt(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -17,7 +17,6 @@ the classification branch and the bridge live outside ``network``.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,15 +24,15 @@ import torch
 import torch.nn.functional as F
 from monai.losses import DiceLoss
 from torch import nn
-from torchmetrics import MeanMetric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassF1Score
-from torchmetrics.wrappers import ClasswiseWrapper
+from torchmetrics import MeanMetric
 
-from lightning_ssl.config import ConfigError, MethodConfig
 from lightning_ssl.losses.mask_consistency import mask_consistency
 from lightning_ssl.methods.base import BaseMethod
+from lightning_ssl.metrics.evaluation import classification_metrics, log_scores
 from lightning_ssl.metrics.segmentation import BinarySegmentationMetrics
 from lightning_ssl.models import ClassificationHead
+from lightning_ssl.registry import METHODS
+from lightning_ssl.schema import ConfigError, MethodConfig
 from lightning_ssl.transforms.fixmatch import FixMatchViewConfig, FixMatchViews
 
 PARTS = ("cls_labeled", "cls_unlabeled", "seg_labeled", "seg_unlabeled")
@@ -84,17 +83,13 @@ class SaliencyBridge(nn.Module):
         return self.projection(pooled)
 
 
-def metric_name(text: str) -> str:
-    """A class name as a metric-name fragment (``normal, benign`` -> ``normal_benign``)."""
-    return re.sub(r"[^0-9A-Za-z]+", "_", text).strip("_") or "class"
-
-
+@METHODS.register("multimix")
 class MultiMixMethod(BaseMethod):
     """One U-Net for classification (encoder branch) and segmentation (decoder), trained semi-supervised on
     ``data=multitask`` batches; see the module docstring."""
 
     Config = MultiMixConfig
-    semi_supervised = True
+    training_data = "semi_supervised"
     usage_notes = (
         "The decoder was trained with MultiMix's saliency bridge: a projection of the image and the classifier's "
         "saliency map added to the bottleneck before the first decoder stage. The classifier and the bridge are not "
@@ -107,7 +102,7 @@ class MultiMixMethod(BaseMethod):
         "Image Data. MELBA 2021."
     )
 
-    def __init__(self, config: dict[str, Any], data_info: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], data_info: dict[str, Any], architecture: dict[str, Any] | None = None) -> None:
         method = config["method"]
         if method["seg_channels"] not in (1, 2):
             raise ConfigError(f"method.seg_channels={method['seg_channels']}: use 1 (sigmoid) or 2 (softmax) for binary masks")
@@ -115,8 +110,7 @@ class MultiMixMethod(BaseMethod):
             raise ConfigError("MultiMix is a 2D method (its FixMatch views are 2D): use 2D data such as data=multitask")
         if not data_info.get("num_classes"):
             raise ConfigError(f"MultiMix needs class labels: data {config['data']['name']!r} has none (use data=multitask)")
-        self.output_activation = "sigmoid" if method["seg_channels"] == 1 else "softmax"
-        super().__init__(config, data_info)
+        super().__init__(config, data_info, architecture)
         method, classes = self.cfg.method, self.data_info.num_classes
         encoder = self.network.encoder
         self.classifier = ClassificationHead(encoder.out_channels, classes, method.head_hidden, method.head_dropout)
@@ -124,27 +118,20 @@ class MultiMixMethod(BaseMethod):
         self.views = FixMatchViews(FixMatchViewConfig(**method.views))
         single = method.seg_channels == 1
         self.dice_loss = DiceLoss(sigmoid=single, softmax=not single, to_onehot_y=not single)
-        names = [metric_name(n) for n in self.data_info.class_names] or [str(i) for i in range(classes)]
-        self.cls_metrics = nn.ModuleDict({stage: self._classification_metrics(classes, names, stage) for stage in STAGES})
+        names = self.data_info.class_names or [str(i) for i in range(classes)]
+        self.cls_metrics = nn.ModuleDict({stage: classification_metrics(names, stage) for stage in STAGES})
         self.seg_metrics = nn.ModuleDict({stage: BinarySegmentationMetrics() for stage in STAGES})
         self.eval_losses = nn.ModuleDict({f"{stage}_{task}": MeanMetric() for stage in STAGES for task in ("cls", "seg")})
 
-    def network_out_channels(self) -> int:
+    @classmethod
+    def output_channels(cls, method: Any, data_info: dict[str, Any]) -> int:
         """Segmentation channels: 1 (sigmoid foreground) or 2 (softmax)."""
-        return self.cfg.method.seg_channels
+        return int(method["seg_channels"])
 
-    @staticmethod
-    def _classification_metrics(classes: int, names: list[str], stage: str) -> MetricCollection:
-        return MetricCollection(
-            {
-                "acc": MulticlassAccuracy(classes, average="micro"),
-                "auc": MulticlassAUROC(classes),
-                "f1": MulticlassF1Score(classes, average="macro"),
-                "f1_class": ClasswiseWrapper(MulticlassF1Score(classes, average=None), labels=names, prefix="f1_"),
-            },
-            prefix=f"{stage}/",
-            compute_groups=False,  # a shared state group would leave the class-wise F1 "never updated"
-        )
+    @classmethod
+    def activation(cls, method: Any) -> str:
+        """Sigmoid for one foreground channel, softmax for two."""
+        return "sigmoid" if method["seg_channels"] == 1 else "softmax"
 
     def classify(self, images: torch.Tensor) -> torch.Tensor:
         """Class logits (B, classes) of the classification branch."""
@@ -256,19 +243,15 @@ class MultiMixMethod(BaseMethod):
 
     def _log_epoch(self, stage: str) -> None:
         """Log the metrics gathered over every process, and ``{stage}/loss`` = CE + alpha x Dice loss."""
-        values: dict[str, torch.Tensor] = {}
+        log_scores(self, self.cls_metrics[stage], stage)
+        log_scores(self, self.seg_metrics[stage], stage)
         losses = {task: self.eval_losses[f"{stage}_{task}"] for task in ("cls", "seg")}
-        if losses["cls"].update_called:
-            values.update(self.cls_metrics[stage].compute())
-        if losses["seg"].update_called:
-            values.update({f"{stage}/{name}": value for name, value in self.seg_metrics[stage].compute().items()})
         computed = {task: metric.compute() for task, metric in losses.items() if metric.update_called}
-        for task, value in computed.items():
-            values[f"{stage}/{task}_loss"] = value
+        values = {f"{stage}/{task}_loss": value for task, value in computed.items()}
         if computed:
             weights = {"cls": 1.0, "seg": self.cfg.method.alpha_dice}
             values[f"{stage}/loss"] = sum(weights[task] * value for task, value in computed.items())
-        for metric in (*losses.values(), self.cls_metrics[stage], self.seg_metrics[stage]):
+        for metric in losses.values():
             metric.reset()
         self.log_dict(values, prog_bar=False)
 

@@ -10,6 +10,7 @@ import torch
 from lightning_ssl.losses import nt_xent
 from lightning_ssl.methods.embedding import EmbeddingConfig, EmbeddingMethod
 from lightning_ssl.models import MLP
+from lightning_ssl.registry import METHODS
 
 
 @dataclass
@@ -20,6 +21,7 @@ class SimCLRConfig(EmbeddingConfig):
     temperature: float = 0.1
 
 
+@METHODS.register("simclr")
 class SimCLRMethod(EmbeddingMethod):
     """Encoder -> representation h -> projection MLP -> z; NT-Xent with the negatives gathered from every rank
     with their gradient, so N processes train exactly like one process on the N-times larger batch."""
@@ -30,8 +32,8 @@ class SimCLRMethod(EmbeddingMethod):
         "Representations. ICML 2020."
     )
 
-    def __init__(self, config: dict[str, Any], data_info: dict[str, Any]) -> None:
-        super().__init__(config, data_info)
+    def __init__(self, config: dict[str, Any], data_info: dict[str, Any], architecture: dict[str, Any] | None = None) -> None:
+        super().__init__(config, data_info, architecture)
         method = self.cfg.method
         self.projector = MLP(
             self.network.encoder.out_channels, method.projection_hidden, method.projection_dim, method.projection_batch_norm

@@ -1,4 +1,5 @@
-"""Networks with a separable encoder and decoder, and how to rebuild one from its description."""
+"""Networks with a separable encoder and decoder, each registered by name (``network=NAME``) beside its ``Config``,
+and how to rebuild one from its description."""
 
 from __future__ import annotations
 
@@ -7,30 +8,26 @@ from typing import Any
 from torch import nn
 
 from lightning_ssl.models.genesis_unet import GenesisUNet3D
-from lightning_ssl.models.heads import MLP, ClassificationHead, EncoderClassifier, MetadataHead, OnlineProbe
+from lightning_ssl.models.heads import MLP, ClassificationHead, MetadataHead, OnlineProbe
 from lightning_ssl.models.resnet import ResNetEncoder, ResNetNetwork
 from lightning_ssl.models.unet import UNet, UNetDecoder, UNetEncoder
-
-NETWORKS: dict[str, type[nn.Module]] = {"unet": UNet, "genesis_unet3d": GenesisUNet3D, "resnet": ResNetNetwork}
+from lightning_ssl.registry import NETWORKS
 
 
 def has_decoder(name: str) -> bool:
     """Whether the network registered under ``name`` has a decoder (a ResNet has none)."""
-    return getattr(NETWORKS[name], "has_decoder", True)
+    return getattr(NETWORKS.get(name), "has_decoder", True)
 
 
 def build_network(name: str, **kwargs: Any) -> nn.Module:
     """Build the network registered under ``name``; it has an ``encoder`` and, unless ``has_decoder`` is false, a ``decoder``."""
-    if name not in NETWORKS:
-        raise KeyError(f"unknown network {name!r}; known: {', '.join(sorted(NETWORKS))}")
-    return NETWORKS[name](**kwargs)
+    return NETWORKS.get(name)(**kwargs)
 
 
 __all__ = [
     "MLP",
     "NETWORKS",
     "ClassificationHead",
-    "EncoderClassifier",
     "GenesisUNet3D",
     "MetadataHead",
     "OnlineProbe",

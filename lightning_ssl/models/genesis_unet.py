@@ -7,9 +7,13 @@ Module names mirror the authors' PyTorch code (``down_tr64.ops.0.conv1.weight`` 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from lightning_ssl.registry import NETWORKS
 
 OFFICIAL_PREFIX = "module."
 ENCODER_MODULES = ("down_tr64", "down_tr128", "down_tr256", "down_tr512")
@@ -135,8 +139,18 @@ class GenesisDecoder(nn.Module):
         return self.out_tr(x)
 
 
+@dataclass
+class GenesisUNetConfig:
+    """The Models Genesis 3D U-Net layout (loads the official weights); it has no options."""
+
+    name: str = "genesis_unet3d"
+
+
+@NETWORKS.register("genesis_unet3d")
 class GenesisUNet3D(nn.Module):
     """The Models Genesis 3D U-Net (about 19 M parameters); inputs divisible by 8 along each axis."""
+
+    Config = GenesisUNetConfig
 
     def __init__(self, spatial_dims: int = 3, in_channels: int = 1, out_channels: int = 1) -> None:
         super().__init__()

@@ -38,19 +38,6 @@ class ClassificationHead(nn.Module):
         return self.mlp(self.standardise(global_pool(bottleneck)))
 
 
-class EncoderClassifier(nn.Module):
-    """An encoder with a classification head: ``forward`` returns class logits."""
-
-    def __init__(self, encoder: nn.Module, num_classes: int, hidden: int = 256, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.head = ClassificationHead(encoder.out_channels, num_classes, hidden, dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits."""
-        return self.head(self.encoder(x)[-1])
-
-
 class MLP(nn.Module):
     """Linear -> (BatchNorm) -> ReLU -> Linear: the 2-layer projection/prediction head of SimCLR and BYOL.
 

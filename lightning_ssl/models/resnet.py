@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
 from monai.networks.nets.resnet import ResNet, ResNetBlock, ResNetBottleneck
 from torch import nn
 
+from lightning_ssl.registry import NETWORKS
+
 STAGE_BLOCKS = {10: [1, 1, 1, 1], 18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3]}
+WIDTHS = (64, 128, 256, 512)
+
+
+@dataclass
+class ResNetConfig:
+    """A 2D/3D ResNet encoder (MONAI ResNet stages); for contrastive methods, no decoder.
+
+    The default stem (3x3, stride 1, no max-pool) keeps detail in small images (28-64 px); use
+    ``stem_kernel=7 stem_stride=2 max_pool=true`` for the ImageNet stem on large images.
+    """
+
+    name: str = "resnet"
+    depth: int = 18
+    widths: list[int] = field(default_factory=lambda: list(WIDTHS))
+    stem_kernel: int = 3
+    stem_stride: int = 1
+    max_pool: bool = False
+    norm: str = "batch"
 
 
 class ResNetEncoder(nn.Module):
@@ -22,12 +43,12 @@ class ResNetEncoder(nn.Module):
         self,
         spatial_dims: int,
         in_channels: int,
-        depth: int = 18,
-        widths: Sequence[int] = (64, 128, 256, 512),
-        stem_kernel: int = 3,
-        stem_stride: int = 1,
-        max_pool: bool = False,
-        norm: str = "batch",
+        depth: int = ResNetConfig.depth,
+        widths: Sequence[int] = WIDTHS,
+        stem_kernel: int = ResNetConfig.stem_kernel,
+        stem_stride: int = ResNetConfig.stem_stride,
+        max_pool: bool = ResNetConfig.max_pool,
+        norm: str = ResNetConfig.norm,
     ) -> None:
         super().__init__()
         if depth not in STAGE_BLOCKS:
@@ -75,9 +96,11 @@ class ResNetEncoder(nn.Module):
         return features
 
 
+@NETWORKS.register("resnet")
 class ResNetNetwork(nn.Module):
     """A ResNet encoder on its own: it has no decoder, so the zoo publishes only the encoder."""
 
+    Config = ResNetConfig
     has_decoder = False
 
     def __init__(self, spatial_dims: int = 2, in_channels: int = 1, **encoder_kwargs) -> None:

@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
 from monai.networks.blocks import UnetBasicBlock, UnetResBlock, UnetUpBlock
 from monai.networks.blocks.dynunet_block import UnetOutBlock
 from torch import nn
+
+from lightning_ssl.registry import NETWORKS
+from lightning_ssl.schema import Choice
+
+FEATURES = (8, 16, 32, 64)
+
+
+class Norm(Choice):
+    batch = "batch"
+    instance = "instance"
+    group = "group"
+
+
+@dataclass
+class UNetConfig:
+    """The 2D/3D U-Net built from MONAI blocks: channels per level (``features``), normalisation, activation,
+    dropout, and residual encoder blocks."""
+
+    name: str = "unet"
+    features: list[int] = field(default_factory=lambda: list(FEATURES))
+    norm: Norm = Norm.instance
+    act: str = "relu"
+    dropout: float = 0.0
+    residual: bool = False
 
 
 def _act(name: str) -> tuple | str:
@@ -19,6 +44,7 @@ def _act(name: str) -> tuple | str:
 
 def _norm(name: str) -> tuple | str:
     """MONAI normalisation spec for a short name (instance norm with affine parameters)."""
+    name = str(name)
     if name == "instance":
         return ("instance", {"affine": True})
     if name == "group":
@@ -36,11 +62,11 @@ class UNetEncoder(nn.Module):
         self,
         spatial_dims: int,
         in_channels: int,
-        features: Sequence[int] = (32, 64, 128, 256),
-        norm: str = "batch",
-        act: str = "relu",
-        dropout: float = 0.0,
-        residual: bool = False,
+        features: Sequence[int] = FEATURES,
+        norm: str = UNetConfig.norm,
+        act: str = UNetConfig.act,
+        dropout: float = UNetConfig.dropout,
+        residual: bool = UNetConfig.residual,
     ) -> None:
         super().__init__()
         block = UnetResBlock if residual else UnetBasicBlock
@@ -90,10 +116,10 @@ class UNetDecoder(nn.Module):
         self,
         spatial_dims: int,
         out_channels: int,
-        features: Sequence[int] = (32, 64, 128, 256),
-        norm: str = "batch",
-        act: str = "relu",
-        dropout: float = 0.0,
+        features: Sequence[int] = FEATURES,
+        norm: str = UNetConfig.norm,
+        act: str = UNetConfig.act,
+        dropout: float = UNetConfig.dropout,
     ) -> None:
         super().__init__()
         self.features = list(features)
@@ -138,19 +164,22 @@ def _up_and_merge(stage: UnetUpBlock, x: torch.Tensor, skip: torch.Tensor) -> to
     return stage.conv_block(torch.cat((up, skip), dim=1))
 
 
+@NETWORKS.register("unet")
 class UNet(nn.Module):
     """Encoder + decoder; ``forward`` returns logits with ``out_channels`` channels (``residual`` applies to the encoder)."""
+
+    Config = UNetConfig
 
     def __init__(
         self,
         spatial_dims: int = 3,
         in_channels: int = 1,
         out_channels: int = 1,
-        features: Sequence[int] = (32, 64, 128, 256),
-        norm: str = "batch",
-        act: str = "relu",
-        dropout: float = 0.0,
-        residual: bool = False,
+        features: Sequence[int] = FEATURES,
+        norm: str = UNetConfig.norm,
+        act: str = UNetConfig.act,
+        dropout: float = UNetConfig.dropout,
+        residual: bool = UNetConfig.residual,
     ) -> None:
         super().__init__()
         shared = dict(features=features, norm=norm, act=act, dropout=dropout)

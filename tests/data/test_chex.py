@@ -10,8 +10,8 @@ from PIL import Image
 
 from lightning_ssl.cli import main
 from lightning_ssl.config import build_config
-from lightning_ssl.data import DATASETS, CheXDataModule
-from lightning_ssl.data.chex import patient_and_kind
+from lightning_ssl.data import DATASETS
+from lightning_ssl.data.chex import CheXDataModule, patient_and_kind
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.train import pretrain
 

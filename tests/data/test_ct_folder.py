@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 from real_data import shared_file
 
-from lightning_ssl.data import CTFolderDataModule
+from lightning_ssl.data.ct_folder import CTFolderDataModule
 from lightning_ssl.data.intensity import ct_body_mask, window_hu
 
 

@@ -11,8 +11,9 @@ from real_data import shared_file
 
 from lightning_ssl.cli import main
 from lightning_ssl.config import ConfigError, build_config
-from lightning_ssl.data import DATASETS, ImageFolderDataModule
+from lightning_ssl.data import DATASETS
 from lightning_ssl.data.errors import DataError
+from lightning_ssl.data.image_folder import ImageFolderDataModule
 from lightning_ssl.train import pretrain
 
 

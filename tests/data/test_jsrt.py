@@ -10,9 +10,9 @@ from PIL import Image
 
 from lightning_ssl.cli import main
 from lightning_ssl.config import build_config
-from lightning_ssl.data import DATASETS, JSRTDataModule
+from lightning_ssl.data import DATASETS
 from lightning_ssl.data.errors import DataError
-from lightning_ssl.data.jsrt import read_jsrt
+from lightning_ssl.data.jsrt import JSRTDataModule, read_jsrt
 from lightning_ssl.train import pretrain
 
 SIDE = 2048

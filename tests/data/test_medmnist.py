@@ -13,8 +13,9 @@ from real_data import shared_file
 
 from lightning_ssl.cli import main
 from lightning_ssl.config import ConfigError, build_config
-from lightning_ssl.data import DATASETS, MedMNISTDataModule, medmnist
-from zoo.errors import ZooChecksumError
+from lightning_ssl.data import DATASETS, medmnist
+from lightning_ssl.data.medmnist import MedMNISTDataModule
+from lightning_ssl.io.errors import ChecksumError
 
 SPLIT_SIZES = {"train": 6, "val": 3, "test": 4}
 
@@ -196,7 +197,7 @@ def test_download_checks_md5_then_loads(server, tmp_path, monkeypatch):
 def test_download_with_wrong_md5_raises_and_leaves_nothing(server, tmp_path, monkeypatch):
     fixture = _write(server / "pneumoniamnist.npz")
     monkeypatch.setitem(medmnist.MD5, "pneumoniamnist.npz", "0" * 32)
-    with pytest.raises(ZooChecksumError) as error:
+    with pytest.raises(ChecksumError) as error:
         _setup(None, download=True)
     assert f"has md5 {medmnist.md5_file(fixture)}, expected {'0' * 32}" in str(error.value)
     assert not any((tmp_path / "cache").rglob("*.npz*"))

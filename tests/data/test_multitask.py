@@ -12,8 +12,9 @@ from PIL import Image
 from real_data import shared_file
 
 from lightning_ssl.config import ConfigError, build_config
-from lightning_ssl.data import DATASETS, MultiTaskDataModule
+from lightning_ssl.data import DATASETS
 from lightning_ssl.data.errors import DataError
+from lightning_ssl.data.multitask import MultiTaskDataModule
 
 SMALL = [
     "data=multitask",

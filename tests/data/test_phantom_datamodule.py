@@ -4,7 +4,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from lightning_ssl.data import PhantomCTDataModule
+from lightning_ssl.data.phantom_ct import PhantomCTDataModule
 
 
 def _datamodule(**overrides):

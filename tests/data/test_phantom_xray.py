@@ -11,7 +11,8 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from lightning_ssl.config import ConfigError, build_config
-from lightning_ssl.data import DATASETS, PhantomXRayDataModule
+from lightning_ssl.data import DATASETS
+from lightning_ssl.data.phantom_xray import PhantomXRayDataModule
 from lightning_ssl.data.phantoms import ChestXRayPhantom, chest_xray_phantom
 from lightning_ssl.train import pretrain
 

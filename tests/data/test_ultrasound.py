@@ -9,13 +9,9 @@ from real_data import shared_file
 
 from lightning_ssl.cli import main
 from lightning_ssl.config import build_config
-from lightning_ssl.data import (
-    BUSIDataModule,
-    FetalPlanesDataModule,
-    ImageFolderDataModule,
-)
 from lightning_ssl.data.errors import DataError
-from lightning_ssl.data.ultrasound import FETAL_CSV, PLANES
+from lightning_ssl.data.image_folder import ImageFolderDataModule
+from lightning_ssl.data.ultrasound import FETAL_CSV, PLANES, BUSIDataModule, FetalPlanesDataModule
 from lightning_ssl.train import pretrain
 
 HEADER = "Image_name;Patient_num;Plane;Brain_plane;Operator;US_Machine;Train "  # the trailing space is in the official file

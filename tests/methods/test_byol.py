@@ -17,8 +17,7 @@ from omegaconf import OmegaConf
 import lightning_ssl.methods.byol as byol_module
 from lightning_ssl.config import build_config
 from lightning_ssl.data import DATASETS
-from lightning_ssl.methods import BYOLMethod
-from lightning_ssl.methods.byol import target_momentum
+from lightning_ssl.methods.byol import BYOLMethod, target_momentum
 from lightning_ssl.models import MetadataHead
 
 

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from lightning_ssl.cli import main
 from lightning_ssl.config import build_config
 from lightning_ssl.data import DATASETS
-from lightning_ssl.methods import CPCSegMethod
+from lightning_ssl.methods.cpcseg import CPCSegMethod
 from lightning_ssl.models.cpc import CPCBranch, patch_grid
 
 SMALL_3D = ["network.features=[4,8,16]", "data.patch_size=[32,32,16]", "method.cpc_patch_size=16", "method.cpc_stride=8"]

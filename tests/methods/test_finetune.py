@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import tiny
-from method_helpers import build_method
+from method_helpers import build_finetune, build_method
 
-import zoo
+from lightning_ssl import zoo
 from lightning_ssl.config import ConfigError, build_config
 from lightning_ssl.train import TEST_METRICS, finetune, pretrain
 
@@ -29,19 +29,19 @@ def genesis_entry(tmp_path: Path) -> str:
 def test_zoo_init_starts_from_the_published_weights_and_scratch_does_not(tmp_path: Path, genesis_entry: str) -> None:
     published = _flat(zoo.load(genesis_entry))
     common = (*tiny(tmp_path), "method=finetune")
-    from_zoo = build_method("finetune", *common, f"method.init=zoo:{genesis_entry}")
-    scratch = build_method("finetune", *common)
+    from_zoo, from_zoo_report = build_finetune(*common, f"method.init=zoo:{genesis_entry}")
+    scratch, scratch_report = build_finetune(*common)
     assert torch.equal(_flat(from_zoo.network.encoder), published)
     assert not torch.allclose(_flat(scratch.network.encoder), published)
-    assert from_zoo.init_report["init"] == genesis_entry and scratch.init_report == {"init": "scratch"}
+    assert from_zoo_report["init"] == genesis_entry and scratch_report == {"init": "scratch"}
 
 
 def test_segmentation_takes_the_decoder_except_its_output_layer(tmp_path: Path, genesis_entry: str) -> None:
-    method = build_method("finetune", *tiny(tmp_path), "method.task=segmentation", f"method.init=zoo:{genesis_entry}")
+    method, report = build_finetune(*tiny(tmp_path), "method.task=segmentation", f"method.init=zoo:{genesis_entry}")
     decoder = zoo.load(genesis_entry, part="decoder").state_dict()
     own = method.network.decoder.state_dict()
     assert all(torch.equal(own[k], v) for k, v in decoder.items() if not k.startswith("head."))
-    assert own["head.conv.conv.weight"].shape[0] == 2 and "from scratch" in method.init_report["decoder"]
+    assert own["head.conv.conv.weight"].shape[0] == 2 and "from scratch" in report["decoder"]
 
 
 def test_classification_run_writes_test_metrics(tmp_path: Path, genesis_entry: str) -> None:
@@ -71,18 +71,16 @@ def test_segmentation_run_reports_dice_and_hd95(tmp_path: Path) -> None:
 def test_linear_probe_leaves_the_encoder_unchanged(tmp_path: Path, genesis_entry: str) -> None:
     args = [*tiny(tmp_path), "method=finetune", f"method.init=zoo:{genesis_entry}", "method.mode=linear", "trainer.max_steps=3"]
     result = finetune(build_config(args))
-    trained = torch.load(result.best_checkpoint or next(result.run_dir.glob("checkpoints/*.ckpt")), weights_only=False)
+    trained = torch.load(result.best_checkpoint or next(result.run_dir.glob("checkpoints/*.ckpt")), weights_only=True)
     encoder = {k[len("network.encoder.") :]: v for k, v in trained["state_dict"].items() if k.startswith("network.encoder.")}
     assert torch.equal(torch.cat([v.float().flatten() for v in encoder.values()]), _flat(zoo.load(genesis_entry)))
 
 
 def test_bad_init_and_mismatched_entries_fail_with_what_to_do(tmp_path: Path, genesis_entry: str) -> None:
     with pytest.raises(ConfigError, match="neither 'scratch' nor 'zoo:NAME'"):
-        build_method("finetune", *tiny(tmp_path), "method.init=simclr")
+        build_finetune(*tiny(tmp_path), "method.init=simclr")
     with pytest.raises(ConfigError, match="trained with spatial_dims=3 but the data has 2"):
-        build_method(
-            "finetune", *tiny(tmp_path), "data.spatial_dims=2", "data.patch_size=[32,32]", f"method.init=zoo:{genesis_entry}"
-        )
+        build_finetune(*tiny(tmp_path), "data.spatial_dims=2", "data.patch_size=[32,32]", f"method.init=zoo:{genesis_entry}")
     with pytest.raises(ConfigError, match="linear is a classification protocol"):
         build_method("finetune", *tiny(tmp_path), "method.task=segmentation", "method.mode=linear")
 

@@ -9,7 +9,7 @@ from real_data import shared_file
 
 from lightning_ssl.config import build_config
 from lightning_ssl.data import DATASETS
-from lightning_ssl.methods import GenesisMethod
+from lightning_ssl.methods.genesis import GenesisMethod
 from lightning_ssl.train import pretrain
 
 

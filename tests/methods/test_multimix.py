@@ -15,7 +15,7 @@ from helpers import TINY_XRAY_PAIR
 from method_helpers import build_method
 from real_data import shared_file
 
-import zoo
+from lightning_ssl import zoo
 from lightning_ssl.cli import main
 from lightning_ssl.config import ConfigError, build_config
 from lightning_ssl.data import DATASETS

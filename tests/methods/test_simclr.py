@@ -12,7 +12,7 @@ import torch
 from helpers import tiny
 from method_helpers import build_method, pneumoniamnist_run, small
 
-import zoo
+from lightning_ssl import zoo
 from lightning_ssl.config import build_config
 from lightning_ssl.train import pretrain
 

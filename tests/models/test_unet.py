@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lightning_ssl.models import EncoderClassifier, UNet, build_network
+from lightning_ssl.models import ClassificationHead, UNet, build_network
 
 
 @pytest.mark.parametrize("spatial_dims,shape", [(2, (2, 3, 32, 48)), (3, (2, 1, 32, 32, 16))])
@@ -32,9 +32,8 @@ def test_decoder_receives_extra_bottleneck_input():
 
 def test_classification_head_on_encoder():
     net = UNet(spatial_dims=3, features=(4, 8, 16))
-    classifier = EncoderClassifier(net.encoder, num_classes=3, hidden=16)
-    assert classifier(torch.rand(2, 1, 16, 16, 8)).shape == (2, 3)
-    assert classifier.encoder is net.encoder
+    head = ClassificationHead(net.encoder.out_channels, num_classes=3, hidden=16)
+    assert head(net.encoder(torch.rand(2, 1, 16, 16, 8))[-1]).shape == (2, 3)
 
 
 def test_unknown_network_name_lists_the_known_ones():

@@ -7,6 +7,7 @@ from helpers import tiny
 
 from lightning_ssl import train
 from lightning_ssl.config import build_config
+from lightning_ssl.train import pretraining
 
 
 class RecordingRun:
@@ -16,6 +17,7 @@ class RecordingRun:
 
     def __init__(self) -> None:
         self.logged: list[tuple[object, list[str]]] = []
+        self.experiment = self
 
     def log_artifact(self, artifact: object, aliases: list[str]) -> None:
         self.logged.append((artifact, aliases))
@@ -24,7 +26,7 @@ class RecordingRun:
 def test_online_run_uploads_the_published_entry_as_a_model_artifact(tmp_path: Path, monkeypatch) -> None:
     pytest.importorskip("wandb")
     run = RecordingRun()
-    monkeypatch.setattr(train, "_wandb_run", lambda trainer: run)
+    monkeypatch.setattr(pretraining, "wandb_logger", lambda trainer: run)
     result = train.pretrain(build_config(tiny(tmp_path, "trainer.max_steps=1", "zoo.name=tiny_genesis")))
     ((artifact, aliases),) = run.logged
     files = {entry.path for entry in artifact.manifest.entries.values()}
@@ -40,6 +42,6 @@ def test_offline_run_uploads_nothing(tmp_path: Path, monkeypatch) -> None:
     def refuse(*args: object) -> None:
         raise AssertionError("an offline run must not upload an artifact")
 
-    monkeypatch.setattr(train, "log_zoo_artifact", refuse)
+    monkeypatch.setattr(pretraining, "log_zoo_artifact", refuse)
     result = train.pretrain(build_config(tiny(tmp_path, "trainer.max_steps=1", "logger=wandb", "zoo.name=tiny_genesis")))
     assert result.zoo_entry is not None

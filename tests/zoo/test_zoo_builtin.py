@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from zoo_helpers import Server, small_unet, unet_kwargs, unet_metadata
 
-import zoo
+from lightning_ssl import zoo
 from lightning_ssl.models import build_network
 
 FILENAME = "toy_official.pt"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from zoo_helpers import small_unet, unet_metadata
 
-import zoo
-from zoo.checksum import sha256_file
+from lightning_ssl import zoo
+from lightning_ssl.io.checksum import sha256_file
 
 CARD_METADATA = {
     "method": "context_restoration",

@@ -11,7 +11,7 @@ import pytest
 import torch
 from zoo_helpers import small_unet, unet_metadata
 
-import zoo
+from lightning_ssl import zoo
 
 
 @dataclass
@@ -42,12 +42,14 @@ def test_publish_from_checkpoint(tmp_path: Path, store: Path) -> None:
     assert zoo.list(store=store)[0]["method"] == "genesis"
 
 
-def test_checkpoint_with_non_tensor_objects_is_still_published(tmp_path: Path, store: Path) -> None:
+def test_checkpoint_with_non_tensor_objects_is_refused_in_one_line(tmp_path: Path, store: Path) -> None:
     hyper_parameters = {"config": ConfigObject(lr=0.1), "zoo_metadata": unet_metadata()}
     path = lightning_checkpoint(tmp_path / "last.ckpt", small_unet(), hyper_parameters)
     with pytest.raises(Exception):
         torch.load(path, weights_only=True)
-    assert zoo.publish(path, "from_ckpt", store=store).name == "v1"
+    with pytest.raises(ValueError, match=r"it asks to import .*ConfigObject.* not unpickled") as refused:
+        zoo.publish(path, "from_ckpt", store=store)
+    assert "\n" not in str(refused.value) and zoo.versions("from_ckpt", store=store) == []
 
 
 def test_missing_zoo_metadata_is_a_clear_error(tmp_path: Path, store: Path) -> None:

@@ -8,8 +8,8 @@ import pytest
 import torch
 from zoo_helpers import small_unet, unet_metadata
 
-import zoo
-from zoo.cli import main
+from lightning_ssl import zoo
+from lightning_ssl.zoo.cli import main
 
 
 def test_publish_list_info(tmp_path: Path, store: Path, capsys: pytest.CaptureFixture) -> None:

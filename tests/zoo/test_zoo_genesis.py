@@ -10,9 +10,9 @@ import pytest
 import torch
 from zoo_helpers import Server
 
-import zoo
+from lightning_ssl import zoo
 from lightning_ssl.models import GenesisUNet3D
-from zoo.builtin import convert_genesis_chest_ct
+from lightning_ssl.zoo.builtin import convert_genesis_chest_ct
 
 
 @dataclasses.dataclass

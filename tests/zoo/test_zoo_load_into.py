@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from zoo_helpers import small_unet, unet_metadata
 
-import zoo
+from lightning_ssl import zoo
 
 
 class WrappedEncoder(nn.Module):

@@ -10,8 +10,8 @@ import safetensors.torch
 import torch
 from zoo_helpers import module, random_input, small_unet, unet_metadata
 
-import zoo
-from zoo.checksum import sha256_file
+from lightning_ssl import zoo
+from lightning_ssl.io.checksum import sha256_file
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
@@ -112,12 +112,12 @@ def test_architecture_must_rebuild_the_network(store: Path) -> None:
 def test_racing_writer_takes_the_next_version(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     zoo.publish_network("small", small_unet(seed=1), unet_metadata(), store=store)
     stale = iter([[]])
-    real_versions = module("zoo.publish").versions
+    real_versions = module("lightning_ssl.zoo.publish").versions
 
     def versions_seen_before_the_other_writer(name: str, store: Path | None = None) -> list[int]:
         return next(stale, None) or real_versions(name, store)
 
-    monkeypatch.setattr(module("zoo.publish"), "versions", versions_seen_before_the_other_writer)
+    monkeypatch.setattr(module("lightning_ssl.zoo.publish"), "versions", versions_seen_before_the_other_writer)
     directory = zoo.publish_network("small", small_unet(seed=2), unet_metadata(), store=store)
     assert directory.name == "v2"
     assert json.loads((directory / "metadata.json").read_text())["version"] == 2
@@ -128,7 +128,7 @@ def test_failed_write_leaves_no_entry(store: Path, monkeypatch: pytest.MonkeyPat
     def crash(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(module("zoo.publish").os, "rename", crash)
+    monkeypatch.setattr(module("lightning_ssl.zoo.publish").os, "rename", crash)
     with pytest.raises(OSError, match="disk full"):
         zoo.publish_network("small", small_unet(), unet_metadata(), store=store)
     assert list((store / "small").iterdir()) == []

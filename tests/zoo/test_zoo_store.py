@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-import zoo
-from zoo.store import parse_ref, validate_name
+from lightning_ssl import zoo
+from lightning_ssl.zoo.store import parse_ref, validate_name
 
 
 def test_store_root_prefers_argument_then_env_then_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,43 @@
+"""Command line: ``python -m zoo list | info NAME | publish CHECKPOINT NAME`` (``--store DIR`` anywhere)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from lightning_ssl.zoo.card import info
+from lightning_ssl.zoo.catalog import list_entries
+from lightning_ssl.zoo.errors import ZooError
+from lightning_ssl.zoo.publish import publish
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one zoo command; return the exit status (errors are printed as one line on stderr)."""
+    parser = argparse.ArgumentParser(prog="zoo", description="The lightning_ssl model zoo.")
+    parser.add_argument("--store", default=None, help="store directory (default: $LIGHTNING_SSL_ZOO or ~/.cache/lightning_ssl/zoo)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="list the entries")
+    show = commands.add_parser("info", help="print the model card of NAME or NAME@v<k>")
+    show.add_argument("name")
+    make = commands.add_parser("publish", help="publish the network of a Lightning checkpoint as NAME")
+    make.add_argument("checkpoint")
+    make.add_argument("name")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        if args.command == "list":
+            rows = list_entries(args.store, include_builtin=True)
+            width = max((len(row["name"]) for row in rows), default=4)
+            for row in rows:
+                version = f"v{row['version']}" if row["version"] else "-"
+                print(f"{row['name']:<{width}}  {version:<4}  {row['method'] or '-':<10}  {row['data'] or '-'}  [{row['source']}]")
+        elif args.command == "info":
+            print(info(args.name, args.store), end="")
+        else:
+            print(publish(args.checkpoint, args.name, args.store))
+    except (ZooError, ValueError, FileNotFoundError) as error:
+        print(f"zoo: error: {error}", file=sys.stderr)
+        return 1
+    return 0

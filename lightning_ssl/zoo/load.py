@@ -1,0 +1,150 @@
+"""Loading an entry: as a ready module, or onto a user's own module."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import safetensors.torch
+import torch
+from torch import nn
+
+from lightning_ssl.io.checksum import sha256_bytes
+from lightning_ssl.zoo.builtin import BUILTIN
+from lightning_ssl.zoo.errors import ZooChecksumError, ZooError, ZooNotFoundError
+from lightning_ssl.zoo.fetch import fetch_builtin
+from lightning_ssl.zoo.network import build_from_metadata, load_exact
+from lightning_ssl.zoo.store import ENV_VAR, PARTS, entry_dir, names, parse_ref, part_file, read_metadata, store_root, versions
+
+Part = Literal["encoder", "decoder", "model"]
+_CHOICES = (*PARTS, "model")
+
+
+@dataclass
+class LoadReport:
+    """Which keys :func:`load_into` loaded, and which the module or the zoo weights lacked."""
+
+    source: str
+    part: str
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.source} ({self.part}): loaded {len(self.loaded)} keys, {len(self.missing)} missing "
+            f"{self.missing}, {len(self.unexpected)} unexpected {self.unexpected}"
+        )
+
+
+def resolve(ref: str, store: str | Path | None = None) -> Path:
+    """Directory of ``name`` or ``name@v<k>``, fetching a built-in entry that is not in the store yet."""
+    name, version = parse_ref(ref)
+    if not versions(name, store) and name in BUILTIN:
+        fetch_builtin(name, store)
+    if not versions(name, store):
+        known = ", ".join(sorted(set(names(store)) | set(BUILTIN))) or "none"
+        raise ZooNotFoundError(
+            f"zoo entry {name!r} is not in the store {store_root(store)} and is not built in (known: {known}); "
+            f"publish it with zoo.publish(CHECKPOINT, {name!r}) or `zoo publish CHECKPOINT {name}`, "
+            f"or set {ENV_VAR} to a store that has it"
+        )
+    return entry_dir(name, version, store)
+
+
+def metadata(ref: str, store: str | Path | None = None) -> dict[str, Any]:
+    """The metadata of entry ``name`` or ``name@v<k>`` (architecture, input contract, method, metrics, ...)."""
+    return read_metadata(resolve(ref, store))
+
+
+def read_weights(directory: Path, metadata: dict[str, Any], part: str) -> dict[str, torch.Tensor]:
+    """The tensors of one part of the entry in ``directory``, after checking their sha256."""
+    path = directory / part_file(part)
+    expected = (metadata.get("files") or {}).get(part, {}).get("sha256")
+    if not expected:
+        raise ZooChecksumError(f"{path}: metadata.json records no sha256 for it; refusing to load it")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ZooError(f"zoo entry at {directory} is incomplete: {path.name} is missing") from None
+    got = sha256_bytes(data)
+    if got != expected:
+        raise ZooChecksumError(
+            f"{path}: sha256 {got} does not match the recorded {expected}; refusing to load it "
+            f"(delete {directory} and publish again)"
+        )
+    return safetensors.torch.load(data)
+
+
+def load(name: str, part: Part = "encoder", device: str | torch.device = "cpu", store: str | Path | None = None) -> nn.Module:
+    """The ``encoder``, ``decoder`` or whole ``model`` of entry ``name`` (``name@v<k>``), weights in, eval mode, on ``device``."""
+    _check_part(part)
+    directory = resolve(name, store)
+    metadata = read_metadata(directory)
+    network = build_from_metadata(metadata)
+    for each in _parts_of(part, metadata, directory):
+        load_exact(getattr(network, each), read_weights(directory, metadata, each), f"{directory} ({each})")
+    module = network if part == "model" else getattr(network, part)
+    return module.to(device).eval()
+
+
+def load_into(
+    module: nn.Module, name: str, part: Part = "encoder", store: str | Path | None = None, strict: bool = True
+) -> LoadReport:
+    """Copy the weights of entry ``name`` (one part, or ``model`` = ``encoder.*`` + ``decoder.*``) onto ``module``.
+
+    Keys are matched by name. Shapes that differ always raise ValueError listing each key with both
+    shapes; with ``strict`` keys missing from the zoo weights or absent from ``module`` raise too
+    (nothing is loaded then). Otherwise the matching keys are loaded and reported.
+    """
+    _check_part(part)
+    directory = resolve(name, store)
+    metadata = read_metadata(directory)
+    weights: dict[str, torch.Tensor] = {}
+    for each in _parts_of(part, metadata, directory):
+        prefix = f"{each}." if part == "model" else ""
+        weights.update({prefix + key: value for key, value in read_weights(directory, metadata, each).items()})
+    source = f"{metadata.get('name', directory.parent.name)}@v{metadata.get('version', directory.name[1:])}"
+    own = module.state_dict()
+    misshapen = [
+        f"{key}: zoo {tuple(value.shape)} vs module {tuple(own[key].shape)}"
+        for key, value in weights.items()
+        if key in own and tuple(value.shape) != tuple(own[key].shape)
+    ]
+    if misshapen:
+        raise ValueError(f"{source} ({part}) does not fit the module, shapes differ for {len(misshapen)} keys: {'; '.join(misshapen)}")
+    report = LoadReport(
+        source=source,
+        part=part,
+        loaded=[key for key in own if key in weights],
+        missing=[key for key in own if key not in weights],
+        unexpected=[key for key in weights if key not in own],
+    )
+    if strict and (report.missing or report.unexpected):
+        raise ValueError(
+            f"{source} ({part}) does not match the module: missing in the zoo weights {report.missing}, "
+            f"not in the module {report.unexpected}; pass strict=False to load the {len(report.loaded)} matching keys"
+        )
+    module.load_state_dict({key: weights[key] for key in report.loaded}, strict=False)
+    return report
+
+
+def _parts_of(part: str, metadata: dict[str, Any], directory: Path) -> tuple[str, ...]:
+    """The weight parts that ``part`` needs; raises ZooError when the entry did not publish one of them."""
+    wanted = PARTS if part == "model" else (part,)
+    published = tuple(metadata.get("files") or {})
+    absent = [each for each in wanted if each not in published]
+    if absent:
+        method = metadata.get("method") or "an unrecorded method"
+        raise ZooError(
+            f"zoo entry at {directory} has no {' or '.join(absent)}: it was pretrained with {method}, which trains "
+            f"only {' and '.join(published) or 'nothing'}; load part={published[0] if published else 'encoder'!r} instead"
+        )
+    return wanted
+
+
+def _check_part(part: str) -> None:
+    """Raise ValueError unless ``part`` is encoder, decoder or model."""
+    if part not in _CHOICES:
+        raise ValueError(f"part must be one of {', '.join(_CHOICES)}, got {part!r}")

@@ -1,0 +1,54 @@
+"""Rebuilding a network from an entry's metadata, and loading weights into it with no key left over."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from lightning_ssl.models import build_network
+from lightning_ssl.zoo.store import PARTS
+
+
+def architecture_of(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``architecture`` of ``metadata`` as ``{"name": str, "kwargs": dict}``; raises ValueError if malformed."""
+    architecture = metadata.get("architecture")
+    if not isinstance(architecture, Mapping) or not isinstance(architecture.get("name"), str):
+        raise ValueError('metadata needs "architecture": {"name": <registered network>, "kwargs": {...}}')
+    kwargs = architecture.get("kwargs", {})
+    if not isinstance(kwargs, Mapping):
+        raise ValueError(f'metadata["architecture"]["kwargs"] must be a dict, got {type(kwargs).__name__}')
+    return {**architecture, "name": architecture["name"], "kwargs": dict(kwargs)}
+
+
+def build_from_metadata(metadata: Mapping[str, Any], device: str | torch.device | None = None) -> nn.Module:
+    """Build the network described by ``metadata["architecture"]`` (randomly initialised)."""
+    architecture = architecture_of(metadata)
+    try:
+        with torch.device(device or "cpu"):
+            network = build_network(architecture["name"], **architecture["kwargs"])
+    except (KeyError, TypeError, ValueError) as error:
+        message = error.args[0] if error.args else error
+        raise ValueError(f"cannot rebuild architecture {architecture['name']!r}: {message}") from None
+    if not isinstance(getattr(network, PARTS[0], None), nn.Module):
+        raise ValueError(f"network {architecture['name']!r} has no .{PARTS[0]} submodule")
+    return network
+
+
+def load_exact(module: nn.Module, state_dict: Mapping[str, torch.Tensor], where: str) -> None:
+    """Load ``state_dict`` into ``module``; any missing, unexpected or misshapen key raises, naming them."""
+    own = module.state_dict()
+    missing = [key for key in own if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in own]
+    misshapen = [
+        f"{key}: {tuple(value.shape)} vs {tuple(own[key].shape)} expected"
+        for key, value in state_dict.items()
+        if key in own and tuple(value.shape) != tuple(own[key].shape)
+    ]
+    if missing or unexpected or misshapen:
+        problems = [
+            f"{label} {keys}" for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape", misshapen)) if keys
+        ]
+        raise ValueError(f"weights of {where} do not match the network: {'; '.join(problems)}")
+    module.load_state_dict(state_dict, strict=True)

@@ -1,7 +1,0 @@
-"""``python -m zoo``."""
-
-import sys
-
-from zoo.cli import main
-
-sys.exit(main())
