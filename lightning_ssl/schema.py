@@ -66,7 +66,7 @@ class MethodConfig:
 
     ``online_probe``: when the data has class labels, train a linear classifier on the detached pooled encoder
     features (its own learning rate ``probe_lr``) and log its validation accuracy.
-    ``log_images_every_n_epochs``: how often the image grid of the first validation batch is logged (0: never).
+    ``log_images_every_n_epochs``: how often the method's preview of the first validation batch is logged (0: never).
     """
 
     name: str = "???"

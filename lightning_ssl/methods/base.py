@@ -1,21 +1,18 @@
-"""What every method shares: the network from the config, optimiser and schedule, zoo metadata, image logging."""
+"""What every method shares: the network from the config, optimiser and schedule, zoo metadata, what its previews show."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
-from PIL import Image
-from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_ssl.methods.optim import lr_factor
 from lightning_ssl.methods.optim import optimizer as build_optimizer
+from lightning_ssl.methods.preview import Preview
 from lightning_ssl.models import OnlineProbe, build_network, has_decoder
 from lightning_ssl.models.heads import global_pool
 from lightning_ssl.schema import ConfigError, DataInfo, MethodConfig, plain
@@ -109,6 +106,10 @@ class BaseMethod(pl.LightningModule):
         self.val_probe_accuracy = MulticlassAccuracy(classes, average="micro")
         return OnlineProbe(self.network.encoder.out_channels, classes)
 
+    def class_names(self) -> list[str]:
+        """The data's class names, or the class indices as text where the data names none."""
+        return self.data_info.class_names or [str(k) for k in range(self.data_info.num_classes or 0)]
+
     def representation(self, images: torch.Tensor) -> torch.Tensor:
         """The pooled bottleneck features (B, F) of the encoder."""
         return global_pool(self.network.encoder(images)[-1])
@@ -175,36 +176,10 @@ class BaseMethod(pl.LightningModule):
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-    def should_log_images(self, batch_idx: int) -> bool:
-        """True on the first validation batch of every n-th epoch, on the main process."""
-        every = self.cfg.method.log_images_every_n_epochs
-        return bool(every) and batch_idx == 0 and self.current_epoch % every == 0 and self.trainer.is_global_zero
+    def validation_generator(self, device: torch.device, batch_idx: int) -> torch.Generator:
+        """The random draws of validation batch ``batch_idx``: the same every epoch, so validation losses compare."""
+        return torch.Generator(device=device).manual_seed(self.cfg.seed + batch_idx)
 
-    @torch.no_grad()
-    def log_image_grid(self, tag: str, rows: list[torch.Tensor], max_samples: int = 4) -> None:
-        """Log a grid through every active logger: one row per tensor (N, C, *spatial) in [0, 1].
-
-        3D images show their middle slice along the last axis; the first channel is shown.
-        """
-        grid = image_grid(rows, max_samples)
-        for logger in self.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image(tag, grid[None], self.global_step)
-            elif isinstance(logger, WandbLogger):
-                logger.log_image(key=tag, images=[grid], step=self.global_step)
-            elif isinstance(logger, CSVLogger):
-                folder = Path(logger.log_dir) / "images"
-                folder.mkdir(parents=True, exist_ok=True)
-                name = f"{tag.replace('/', '_')}_step{self.global_step:07d}.png"
-                Image.fromarray((grid * 255).round().astype(np.uint8)).save(folder / name)
-
-
-def image_grid(rows: list[torch.Tensor], max_samples: int = 4) -> np.ndarray:
-    """A (rows*H, N*W) float array in [0, 1]: the first channel of each sample, middle slice when 3D."""
-    tiles = []
-    for row in rows:
-        images = row[:max_samples, 0].detach().float().cpu()
-        if images.dim() == 4:
-            images = images[..., images.shape[-1] // 2]
-        tiles.append(torch.cat(list(images), dim=1))
-    return torch.cat(tiles, dim=0).clamp(0, 1).numpy()
+    def preview(self, batch: dict[str, Any], dataloader_idx: int = 0) -> Preview | None:
+        """What to show of a validation batch (the run's image logging draws it); None: nothing for this loader."""
+        return None

@@ -11,6 +11,7 @@ from monai.losses import DiceCELoss
 from lightning_ssl.data.brats import brats_regions
 from lightning_ssl.losses.info_nce import InfoNCELoss
 from lightning_ssl.methods.base import BaseMethod
+from lightning_ssl.methods.preview import Preview
 from lightning_ssl.metrics.brats_regions import BraTSRegionMetrics
 from lightning_ssl.metrics.evaluation import log_scores
 from lightning_ssl.models.cpc import CPCBranch
@@ -124,23 +125,25 @@ class CPCSegMethod(BaseMethod):
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Loss (negatives fixed per batch, so epochs compare) and region metrics; an image grid on the first batch."""
+        """Loss (negatives fixed per batch, so epochs compare) and region metrics."""
         self.check_batch(batch)
         images, mask = batch["image"], batch["mask"].long()
         logits = self(images)
         loss = self.seg_loss(logits, mask)
         if self.cfg.method.cpc_weight:
-            generator = torch.Generator(device=images.device).manual_seed(self.cfg.seed + batch_idx)
-            loss = loss + self.cfg.method.cpc_weight * self.cpc_loss(images, generator)
+            loss = loss + self.cfg.method.cpc_weight * self.cpc_loss(images, self.validation_generator(images.device, batch_idx))
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=images.shape[0])
-        predicted = logits.argmax(dim=1, keepdim=True)
-        self.val_regions.update(predicted, mask)
-        if self.should_log_images(batch_idx):
-            # Last channel (FLAIR for BraTS); regions nested as brightness: edema 1/3, core 2/3, enhancing 1.
-            self.log_image_grid(
-                "val/image_true_predicted_regions",
-                [images[:, -1:], brats_regions(mask, 1).sum(1, keepdim=True) / 3, brats_regions(predicted, 1).sum(1, keepdim=True) / 3],
-            )
+        self.val_regions.update(logits.argmax(dim=1, keepdim=True), mask)
+
+    def preview(self, batch: dict[str, Any], dataloader_idx: int = 0) -> Preview:
+        """The last channel (FLAIR for BraTS), the true and the predicted regions nested as grey levels: edema 1/3,
+        tumour core 2/3, enhancing tumour white."""
+        self.check_batch(batch)
+        images = batch["image"]
+        labels = {"true regions": batch["mask"].long(), "predicted regions": self(images).argmax(dim=1, keepdim=True)}
+        channel = self.data_info.channel_names[-1] if self.data_info.channel_names else "last channel"
+        rows = {channel: images[:, -1:], **{name: brats_regions(k, 1).sum(1, keepdim=True) / 3 for name, k in labels.items()}}
+        return Preview("image_true_predicted_regions", rows)
 
     def on_validation_epoch_end(self) -> None:
         """Dice and HD95 per region (wt, tc, et) and the mean Dice over every validation sample of every process."""

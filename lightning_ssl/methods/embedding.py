@@ -11,6 +11,7 @@ from lightning_fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import OmegaConf
 
 from lightning_ssl.methods.base import BaseMethod
+from lightning_ssl.methods.preview import Preview
 from lightning_ssl.models import MetadataHead
 from lightning_ssl.schema import MethodConfig
 from lightning_ssl.transforms.views import ViewConfig, ViewGenerator
@@ -90,15 +91,18 @@ class EmbeddingMethod(BaseMethod):
         return total
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """The SSL loss under views fixed per batch, the probe on the clean images, and a grid of views."""
+        """The SSL loss under views fixed per batch, and the probe on the clean images."""
         self.check_batch(batch)
         images = batch["image"]
-        generator = torch.Generator(device=images.device).manual_seed(self.cfg.seed + batch_idx)
-        views, representations = self._views(images, generator)
+        views, representations = self._views(images, self.validation_generator(images.device, batch_idx))
         loss = self.ssl_loss(views, representations)
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=images.shape[0])
         if self.probe is not None:
             self.probe_loss(self.representation(images), batch, "val")
-        if self.should_log_images(batch_idx):
-            same_size = [view for view in views if view.shape == images.shape]
-            self.log_image_grid("val/original_and_views", [images, *same_size])
+
+    def preview(self, batch: dict[str, Any], dataloader_idx: int = 0) -> Preview:
+        """The original images and their views (as validated in the first batch); smaller crops are shown enlarged."""
+        self.check_batch(batch)
+        images = batch["image"]
+        views = self.views(images, self.validation_generator(images.device, 0))
+        return Preview("original_and_views", {"original": images, **{f"view {k}": view for k, view in enumerate(views, 1)}})

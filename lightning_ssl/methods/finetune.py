@@ -17,6 +17,7 @@ from torch import nn
 from torchmetrics import SumMetric
 
 from lightning_ssl.methods.base import BaseMethod
+from lightning_ssl.methods.preview import Preview, label_map
 from lightning_ssl.metrics.brats_regions import BraTSRegionMetrics
 from lightning_ssl.metrics.class_scores import ClassSegmentationMetrics
 from lightning_ssl.metrics.evaluation import classification_metrics, log_scores
@@ -124,8 +125,7 @@ class FinetuneMethod(BaseMethod):
             linear = self.cfg.method.mode == "linear"
             hidden = 0 if linear else self.cfg.method.head_hidden
             self.head = ClassificationHead(self.network.encoder.out_channels, classes, hidden, standardise=linear)
-            names = self.data_info.class_names or [str(k) for k in range(classes)]
-            self.scores = nn.ModuleDict({stage: classification_metrics(names, stage) for stage in STAGES})
+            self.scores = nn.ModuleDict({stage: classification_metrics(self.class_names(), stage) for stage in STAGES})
             self.register_buffer("class_weight", torch.ones(classes))
         self.samples = nn.ModuleDict({stage: SumMetric() for stage in STAGES})
         if self.cfg.method.mode == "linear":
@@ -183,6 +183,20 @@ class FinetuneMethod(BaseMethod):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Loss and metrics on the validation split."""
         self._evaluate(batch, "val")
+
+    def preview(self, batch: dict[str, Any], dataloader_idx: int = 0) -> Preview:
+        """Segmentation: the images, predicted and true label maps (background black, the last class white).
+        Classification: the images, each labelled with its true and predicted class."""
+        self.check_batch(batch)
+        images, logits = batch["image"], self(batch["image"])
+        if self.segmentation:
+            classes = self.cfg.method.seg_classes
+            predicted = logits.argmax(dim=1, keepdim=True)
+            rows = {"image": images, "predicted": label_map(predicted, classes), "true": label_map(batch["mask"], classes)}
+            return Preview("image_predicted_true_mask", rows)
+        names = self.class_names()
+        pairs = zip(batch["label"].tolist(), logits.argmax(dim=1).tolist())
+        return Preview("image_true_predicted_class", {"image": images}, [f"true {names[t]}, predicted {names[p]}" for t, p in pairs])
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Loss and metrics on the test split."""

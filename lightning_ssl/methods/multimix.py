@@ -28,6 +28,7 @@ from torchmetrics import MeanMetric
 
 from lightning_ssl.losses.mask_consistency import mask_consistency
 from lightning_ssl.methods.base import BaseMethod
+from lightning_ssl.methods.preview import Preview
 from lightning_ssl.metrics.evaluation import classification_metrics, log_scores
 from lightning_ssl.metrics.segmentation import BinarySegmentationMetrics
 from lightning_ssl.models import ClassificationHead
@@ -118,8 +119,7 @@ class MultiMixMethod(BaseMethod):
         self.views = FixMatchViews(FixMatchViewConfig(**method.views))
         single = method.seg_channels == 1
         self.dice_loss = DiceLoss(sigmoid=single, softmax=not single, to_onehot_y=not single)
-        names = self.data_info.class_names or [str(i) for i in range(classes)]
-        self.cls_metrics = nn.ModuleDict({stage: classification_metrics(names, stage) for stage in STAGES})
+        self.cls_metrics = nn.ModuleDict({stage: classification_metrics(self.class_names(), stage) for stage in STAGES})
         self.seg_metrics = nn.ModuleDict({stage: BinarySegmentationMetrics() for stage in STAGES})
         self.eval_losses = nn.ModuleDict({f"{stage}_{task}": MeanMetric() for stage in STAGES for task in ("cls", "seg")})
 
@@ -216,7 +216,7 @@ class MultiMixMethod(BaseMethod):
         self.log("train/loss", loss, prog_bar=True, batch_size=max(sizes.values()))
         return loss
 
-    def _evaluate(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int, stage: str) -> None:
+    def _evaluate(self, batch: dict[str, Any], dataloader_idx: int, stage: str) -> None:
         self._require(batch, EVALUATION_KEYS[dataloader_idx], f"{stage} loader {dataloader_idx}")
         images = batch["image"]
         if dataloader_idx == 0:
@@ -225,21 +225,28 @@ class MultiMixMethod(BaseMethod):
             self.eval_losses[f"{stage}_cls"].update(F.cross_entropy(logits, labels), weight=labels.shape[0])
             self.cls_metrics[stage].update(logits.softmax(dim=1), labels)
             return
-        logits, saliency = self.segment(images)
+        logits, _ = self.segment(images)
         mask = batch["mask"]
         self.eval_losses[f"{stage}_seg"].update(self.dice_loss(logits, mask.float()), weight=mask.shape[0])
         probability = self.foreground(logits)
         self.seg_metrics[stage].update((probability >= 0.5).to(mask.dtype), mask)
-        if stage == "val" and self.should_log_images(batch_idx):
-            self.log_image_grid("val/segmentation", [images, saliency, probability, mask.float()])
+
+    def preview(self, batch: dict[str, Any], dataloader_idx: int = 0) -> Preview | None:
+        """Segmentation batches (loader 1): the images, the classifier's saliency, the foreground probability, the true mask."""
+        if dataloader_idx != 1:
+            return None
+        self._require(batch, EVALUATION_KEYS[1], "val loader 1")
+        logits, saliency = self.segment(batch["image"])
+        rows = {"image": batch["image"], "saliency": saliency, "foreground probability": self.foreground(logits)}
+        return Preview("segmentation", {**rows, "true mask": batch["mask"].float()})
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
         """Classification (loader 0) or segmentation (loader 1) loss and metrics on the validation splits."""
-        self._evaluate(batch, batch_idx, dataloader_idx, "val")
+        self._evaluate(batch, dataloader_idx, "val")
 
     def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
         """Classification (loader 0) or segmentation (loader 1) loss and metrics on the test splits."""
-        self._evaluate(batch, batch_idx, dataloader_idx, "test")
+        self._evaluate(batch, dataloader_idx, "test")
 
     def _log_epoch(self, stage: str) -> None:
         """Log the metrics gathered over every process, and ``{stage}/loss`` = CE + alpha x Dice loss."""

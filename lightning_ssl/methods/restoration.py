@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from lightning_ssl.methods.base import BaseMethod
+from lightning_ssl.methods.preview import Preview
 
 
 class RestorationMethod(BaseMethod):
@@ -48,10 +49,12 @@ class RestorationMethod(BaseMethod):
         return loss + self._probe(batch, "train")
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """The same loss under corruptions fixed per batch, so epochs compare; logs an image grid."""
-        generator = torch.Generator(device=batch["image"].device).manual_seed(self.cfg.seed + batch_idx)
-        corrupted, target, restored, loss = self._restore(batch, generator)
+        """The same loss under corruptions fixed per batch, so epochs compare."""
+        *_, loss = self._restore(batch, self.validation_generator(batch["image"].device, batch_idx))
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["image"].shape[0])
         self._probe(batch, "val")
-        if self.should_log_images(batch_idx):
-            self.log_image_grid("val/original_corrupted_restored", [target, corrupted, restored])
+
+    def preview(self, batch: dict[str, Any], dataloader_idx: int = 0) -> Preview:
+        """The original images, their corrupted versions (as validated in the first batch) and the restorations."""
+        corrupted, target, restored, _ = self._restore(batch, self.validation_generator(batch["image"].device, 0))
+        return Preview("original_corrupted_restored", {"original": target, "corrupted": corrupted, "restored": restored})

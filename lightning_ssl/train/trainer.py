@@ -13,6 +13,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning_ssl.schema import plain
 from lightning_ssl.train.callbacks import RandomStates, ResumePosition, StopOnSigterm
 from lightning_ssl.train.folders import CHECKPOINT_DIR, LAST_CHECKPOINT
+from lightning_ssl.train.images import ImageLogging
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
@@ -33,7 +34,8 @@ def build_trainer(
     cfg: DictConfig, run_dir: Path, datamodule: Any = None, monitor: str = "val/loss", mode: str = "min"
 ) -> tuple[pl.Trainer, ModelCheckpoint]:
     """A Trainer with the best checkpoint on ``monitor``, ``last.ckpt`` every ``checkpoint.every_n_steps`` steps and at
-    every validation, random states in checkpoints, a clean stop on SIGTERM, LR monitor, progress bar and loggers.
+    every validation, random states in checkpoints, a clean stop on SIGTERM, LR monitor, image logging (the method's
+    preview every ``method.log_images_every_n_epochs`` epochs), progress bar and loggers.
 
     ``datamodule``: its training samplers learn where a resumed epoch stopped. Every process reads its own share of
     the data from the DataModule's samplers, so Lightning's distributed sampler is off.
@@ -51,6 +53,8 @@ def build_trainer(
     loggers = build_loggers(cfg, run_dir)
     if loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
+        if cfg.method.log_images_every_n_epochs > 0:
+            callbacks.append(ImageLogging(cfg.method.log_images_every_n_epochs))
     if cfg.early_stopping.patience > 0:
         # strict=False: a run stopped by max_steps before its first validation has no metric to check yet
         callbacks.append(EarlyStopping(monitor=cfg.early_stopping.monitor, patience=cfg.early_stopping.patience, mode="min", strict=False))
