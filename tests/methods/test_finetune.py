@@ -9,6 +9,7 @@ import pytest
 import torch
 from helpers import tiny
 from method_helpers import build_finetune, build_method
+from PIL import Image
 
 from lightning_ssl import zoo
 from lightning_ssl.config import ConfigError, build_config
@@ -60,12 +61,16 @@ def test_classification_run_writes_test_metrics(tmp_path: Path, genesis_entry: s
     record = json.loads((result.run_dir / TEST_METRICS).read_text())
     assert {"test/acc", "test/auc", "test/f1", "test/loss"} <= set(record["metrics"])
     assert record["init"]["init"] == genesis_entry and 0 <= record["metrics"]["test/acc"] <= 1
+    previews = list(result.run_dir.glob("logs/version_0/images/val_image_true_predicted_class_step*.png"))
+    assert previews and "sample 1: true " in Image.open(previews[0]).text["Description"]
 
 
 def test_segmentation_run_reports_dice_and_hd95(tmp_path: Path) -> None:
     result = finetune(build_config([*tiny(tmp_path), "method=finetune", "method.task=segmentation", "trainer.max_steps=2"]))
     assert {"test/dice", "test/dice_class1", "test/hd95_class1"} <= set(result.metrics)
     assert 0 <= result.metrics["test/dice"] <= 1
+    previews = list(result.run_dir.glob("logs/version_0/images/val_image_predicted_true_mask_step*.png"))
+    assert previews and "rows from top: image, predicted, true" in Image.open(previews[0]).text["Description"]
 
 
 def test_linear_probe_leaves_the_encoder_unchanged(tmp_path: Path, genesis_entry: str) -> None:

@@ -1,10 +1,13 @@
 """Models Genesis: restoration loss, gradients, image grids, and learning on a real CT volume."""
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
 from helpers import tiny
+from logged_images import assert_readable
 from omegaconf import OmegaConf
+from PIL import Image
 from real_data import shared_file
 
 from lightning_ssl.config import build_config
@@ -39,10 +42,10 @@ def test_run_logs_an_image_grid_and_saves_config_and_checkpoints(tmp_path):
     result = pretrain(cfg)
     grids = list(result.run_dir.glob("logs/version_0/images/val_original_corrupted_restored_step*.png"))
     assert grids, "no image grid was written"
-    from PIL import Image
-
     grid = Image.open(grids[0])
-    assert grid.size == (2 * 32, 3 * 32)  # 2 samples x (original, corrupted, restored), middle slices
+    # 3 rows (original, corrupted, restored) x 2 samples, each as 3 middle slices, >= 128 px per tile
+    assert_readable(np.asarray(grid.convert("RGB")), rows=3, columns=2 * 3)
+    assert "rows from top: original, corrupted, restored" in grid.text["Description"]
     assert OmegaConf.load(result.run_dir / "config.yaml").method.name == "genesis"
     assert (result.run_dir / "checkpoints" / "last.ckpt").is_file()
     assert result.zoo_entry is not None and (result.zoo_entry / "encoder.safetensors").is_file()

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from helpers import TINY_XRAY_PAIR
 from method_helpers import build_method
+from PIL import Image
 from real_data import shared_file
 
 from lightning_ssl import zoo
@@ -144,6 +145,10 @@ def test_cli_run_validates_both_tasks_and_publishes_encoder_and_decoder(tmp_path
     assert metadata["data_config"]["segmentation"]["name"] == "phantom_xray" and metadata["output_activation"] == "sigmoid"
     network = zoo.load("multimix_multitask", part="model")
     assert network(torch.rand(1, 1, 32, 32)).shape == (1, 1, 32, 32)
+    previews = list(tmp_path.glob("*/*/logs/version_0/images/val_segmentation_step*.png"))
+    assert previews, "no segmentation preview was written"
+    caption = Image.open(previews[0]).text["Description"]
+    assert "rows from top: image, saliency, foreground probability, true mask" in caption
 
 
 @pytest.mark.slow
