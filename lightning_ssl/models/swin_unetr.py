@@ -9,6 +9,7 @@ split by :func:`split_monai_state_dict`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,15 +135,19 @@ class SwinUNETR(nn.Module):
         super().__init__()
         settings = config_options("swinunetr", SwinUNETRConfig, options)
         _check_stages(settings)
-        network = build_monai(
-            "swinunetr",
-            MonaiSwinUNETR,
-            in_channels=in_channels,
-            out_channels=out_channels,
-            patch_size=PATCH_SIZE,
-            spatial_dims=spatial_dims,
-            **settings,
-        )
+        # MONAI's SwinTransformer reads its drop-path rates with .item(), which the meta device (where the zoo checks
+        # that an architecture rebuilds) cannot give: there the network is built on the CPU.
+        on_meta = torch.empty(0).device.type == "meta"
+        with torch.device("cpu") if on_meta else contextlib.nullcontext():
+            network = build_monai(
+                "swinunetr",
+                MonaiSwinUNETR,
+                in_channels=in_channels,
+                out_channels=out_channels,
+                patch_size=PATCH_SIZE,
+                spatial_dims=spatial_dims,
+                **settings,
+            )
         self.encoder = SwinUNETREncoder(network, spatial_dims, in_channels, settings["feature_size"])
         self.decoder = SwinUNETRDecoder(network, out_channels)
 

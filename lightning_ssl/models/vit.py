@@ -68,6 +68,11 @@ class ViTEncoder(nn.Module):
         self.vit = build_monai(
             "vit", ViT, in_channels=in_channels, img_size=list(img_size), spatial_dims=spatial_dims, classification=False, **settings
         )
+        # MONAI's transformer blocks hold a LayerNorm for cross-attention even when there is none: it would be a
+        # parameter no loss reaches, which multi-process (DDP) runs refuse, so the unused norm is dropped.
+        for block in self.vit.blocks:
+            if not block.with_cross_attention:
+                block.norm_cross_attn = nn.Identity()
 
     @property
     def out_channels(self) -> int:
