@@ -41,8 +41,8 @@ class Downsample(Choice):
 
 @dataclass
 class SwinUNETRConfig:
-    """MONAI's Swin UNETR: a Swin transformer encoder (4 stages of shifted-window attention) with convolutional skips
-    and a U-Net-like decoder. Defaults are the Swin UNETR self-supervised pretraining recipe (feature size 48,
+    """MONAI's Swin UNETR: a Swin transformer encoder (4 stages of shifted-window attention) and a convolutional
+    U-Net-like decoder. Defaults are the Swin UNETR self-supervised pretraining recipe (feature size 48,
     2-voxel patches, 7-voxel windows, depths 2-2-2-2, heads 3-6-12-24, drop path 0.1); the recipe's gradient
     checkpointing (``use_checkpoint``) saves memory at the cost of time and is off here.
 

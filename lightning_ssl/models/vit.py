@@ -30,7 +30,9 @@ class PositionEmbedding(Choice):
 
 @dataclass
 class ViTConfig:
-    """MONAI's ViT (Dosovitskiy et al. 2021) as an encoder, for joint-embedding methods and classification; no decoder.
+    """MONAI's Vision Transformer as an encoder (no decoder), for joint-embedding methods and classification.
+
+    The ViT of Dosovitskiy et al. (ICLR 2021): the image cut into patches, one token each, a transformer over the tokens.
 
     Defaults are MONAI's (ViT-B: 768 channels, 12 layers of 12 heads, MLP 3072, convolutional patch projection, learnt
     position embeddings) with the 16-voxel patches of MONAI's self-supervised ViT tutorial. ``img_size``: the input size the
@@ -64,9 +66,10 @@ class ViTEncoder(nn.Module):
         self.in_channels = in_channels
         self.features = [settings["hidden_size"]]
         self.downsampling_factor = settings["patch_size"]
-        self.grid = [int(size) // settings["patch_size"] for size in img_size]
+        self.img_size = [int(size) for size in img_size]
+        self.grid = [size // settings["patch_size"] for size in self.img_size]
         self.vit = build_monai(
-            "vit", ViT, in_channels=in_channels, img_size=list(img_size), spatial_dims=spatial_dims, classification=False, **settings
+            "vit", ViT, in_channels=in_channels, img_size=self.img_size, spatial_dims=spatial_dims, classification=False, **settings
         )
         # MONAI's transformer blocks hold a LayerNorm for cross-attention even when there is none: it would be a
         # parameter no loss reaches, which multi-process (DDP) runs refuse, so the unused norm is dropped.
@@ -81,6 +84,11 @@ class ViTEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The tokens, in patch-grid order, as a feature map (B, hidden_size, *grid)."""
+        if list(x.shape[2:]) != self.img_size:
+            raise ConfigError(
+                f"network=vit takes inputs of {self.img_size} only (network.img_size, the size its position embeddings "
+                f"were made for), got {list(x.shape[2:])}: smaller views (method.views.small_crops) cannot go through a ViT"
+            )
         tokens, _ = self.vit(x)
         return [tokens.transpose(1, 2).reshape(x.shape[0], self.out_channels, *self.grid)]
 

@@ -82,6 +82,13 @@ def test_fine_tuning_from_a_vit_entry_keeps_its_input_size(tmp_path) -> None:
     assert "\n" not in str(error.value)
 
 
+def test_views_of_another_size_fail_with_one_line() -> None:
+    method = build_method("simclr", *TINY, *_data(2), "method.views.small_crops=2")
+    with pytest.raises(ConfigError, match=r"takes inputs of \[32, 48\] only .*got \[16, 24\].*method.views.small_crops") as error:
+        method.training_step({"image": torch.rand(4, 1, *SIZES[2])}, 0)
+    assert "\n" not in str(error.value)
+
+
 @pytest.mark.parametrize(
     "method_name,overrides,message",
     [
