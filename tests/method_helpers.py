@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import torch
 from real_data import shared_file
 
 from lightning_ssl.config import build_config
@@ -63,3 +64,12 @@ def pneumoniamnist_run(method: str, output_dir: Path, epochs: int, *overrides: s
     rows = list(csv.DictReader((result.run_dir / "logs" / "version_0" / "metrics.csv").open()))
     per_epoch = [{k: float(v) for k, v in row.items() if k.startswith("val/") and v} for row in rows if row.get("val/loss")]
     return per_epoch, prior, result.zoo_entry
+
+
+def train_one_step(method: BaseMethod, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The loss of one training step on ``images`` followed by one SGD step, and the parameters from before the step."""
+    before = {name: parameter.detach().clone() for name, parameter in method.named_parameters()}
+    loss = method.training_step({"image": images}, 0)
+    loss.backward()
+    torch.optim.SGD(method.parameters(), lr=0.1).step()
+    return loss.detach(), before

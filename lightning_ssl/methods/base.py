@@ -13,7 +13,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from lightning_ssl.methods.optim import lr_factor
 from lightning_ssl.methods.optim import optimizer as build_optimizer
 from lightning_ssl.methods.preview import Preview
-from lightning_ssl.models import OnlineProbe, build_network, has_decoder
+from lightning_ssl.models import OnlineProbe, build_network, has_decoder, input_arguments
 from lightning_ssl.models.heads import global_pool
 from lightning_ssl.schema import ConfigError, DataInfo, MethodConfig, plain
 
@@ -79,8 +79,9 @@ class BaseMethod(pl.LightningModule):
         network = dict(config["network"])
         name = network.pop("name")
         if cls.uses_decoder(config["method"]) and not has_decoder(name):
-            raise ConfigError(f"method {config['method']['name']!r} trains a decoder but network {name!r} has none: use network=unet")
+            raise ConfigError(f"method {config['method']['name']!r} trains a decoder but network {name!r} has none: use network=unet or network=swinunetr")
         kwargs = {**network, "spatial_dims": data_info["spatial_dims"], "in_channels": data_info["in_channels"]}
+        kwargs.update(input_arguments(name, kwargs, data_info["patch_size"]))
         if has_decoder(name):
             kwargs["out_channels"] = cls.output_channels(config["method"], data_info)
         return {"name": name, "kwargs": kwargs}

@@ -3,6 +3,7 @@ and how to rebuild one from its description."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
@@ -10,13 +11,22 @@ from torch import nn
 from lightning_ssl.models.genesis_unet import GenesisUNet3D
 from lightning_ssl.models.heads import MLP, ClassificationHead, MetadataHead, OnlineProbe
 from lightning_ssl.models.resnet import ResNetEncoder, ResNetNetwork
+from lightning_ssl.models.swin_unetr import SwinUNETR, SwinUNETRDecoder, SwinUNETREncoder
 from lightning_ssl.models.unet import UNet, UNetDecoder, UNetEncoder
+from lightning_ssl.models.vit import ViTEncoder, ViTNetwork
 from lightning_ssl.registry import NETWORKS
 
 
 def has_decoder(name: str) -> bool:
     """Whether the network registered under ``name`` has a decoder (a ResNet has none)."""
     return getattr(NETWORKS.get(name), "has_decoder", True)
+
+
+def input_arguments(name: str, kwargs: dict[str, Any], patch_size: Sequence[int]) -> dict[str, Any]:
+    """What the network registered under ``name`` (built with ``kwargs``) takes from the data's patch size (a ViT's
+    ``img_size``); a ConfigError naming ``data.patch_size`` when it cannot take inputs of that size."""
+    arguments = getattr(NETWORKS.get(name), "input_arguments", None)
+    return arguments(kwargs, patch_size) if arguments else {}
 
 
 def build_network(name: str, **kwargs: Any) -> nn.Module:
@@ -33,9 +43,15 @@ __all__ = [
     "OnlineProbe",
     "ResNetEncoder",
     "ResNetNetwork",
+    "SwinUNETR",
+    "SwinUNETRDecoder",
+    "SwinUNETREncoder",
     "UNet",
     "UNetDecoder",
     "UNetEncoder",
+    "ViTEncoder",
+    "ViTNetwork",
     "build_network",
     "has_decoder",
+    "input_arguments",
 ]

@@ -7,12 +7,15 @@ Module names mirror the authors' PyTorch code (``down_tr64.ops.0.conv1.weight`` 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_ssl.models.options import require_multiple
 from lightning_ssl.registry import NETWORKS
 
 OFFICIAL_PREFIX = "module."
@@ -158,6 +161,12 @@ class GenesisUNet3D(nn.Module):
             raise ValueError("genesis_unet3d is a 3D network: use network.name=unet for 2D data")
         self.encoder = GenesisEncoder(in_channels)
         self.decoder = GenesisDecoder(out_channels)
+
+    @classmethod
+    def input_arguments(cls, kwargs: dict[str, Any], patch_size: Sequence[int]) -> dict[str, Any]:
+        """Nothing taken from the data; a ConfigError naming ``data.patch_size`` unless every axis is a multiple of 8."""
+        require_multiple("genesis_unet3d", patch_size, GenesisEncoder.downsampling_factor, "three 2x max-pools")
+        return {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits at input resolution."""
