@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from lightning_ssl.data.budget import labeled_subset
 from lightning_ssl.data.errors import DataError
-from lightning_ssl.data.sampling import ProcessShare, ShuffledBatches, Subset
+from lightning_ssl.data.sampling import EpochIndices, ProcessShare, ShuffledBatches, Subset
 from lightning_ssl.schema import DataConfig, DataInfo
 
 
@@ -53,6 +53,7 @@ class BaseDataModule(pl.LightningDataModule):
         self.val_dataset: Dataset | None = None
         self.test_dataset: Dataset | None = None
         self.train_samplers: list[ShuffledBatches] = []
+        self.resume_position: tuple[int, int] | None = None
 
     @property
     def info(self) -> DataInfo:
@@ -136,12 +137,16 @@ class BaseDataModule(pl.LightningDataModule):
         common = dict(num_workers=workers, persistent_workers=workers > 0, generator=torch.Generator().manual_seed(self.config.seed))
         if not shuffle:
             return DataLoader(dataset, batch_size=size, sampler=ProcessShare(len(dataset)), **common)
-        batches = ShuffledBatches(range(len(dataset)), size, drop_last=len(dataset) > size, seed=self.config.seed)
+        batches = ShuffledBatches(EpochIndices(len(dataset)), size, drop_last=len(dataset) > size, seed=self.config.seed)
+        if self.resume_position is not None:
+            batches.resume(*self.resume_position)
         self.train_samplers.append(batches)
         return DataLoader(dataset, batch_sampler=batches, **common)
 
     def resume_at(self, epoch: int, batches: int) -> None:
-        """Make every training loader made so far start after ``batches`` batches of ``epoch`` (a resumed run)."""
+        """Make the training loaders start after ``batches`` batches of ``epoch`` (a resumed run): those made so far,
+        and those made until ``resume_position`` is cleared when training starts."""
+        self.resume_position = (epoch, batches)
         for sampler in self.train_samplers:
             sampler.resume(epoch, batches)
 

@@ -44,32 +44,50 @@ def process_share() -> tuple[int, int]:
     return 0, 1
 
 
+class EpochIndices(Sampler[int]):
+    """The indices ``0 .. size - 1`` and the current epoch, which Lightning sets at every epoch start (it calls
+    ``set_epoch`` on a batch sampler's ``sampler``, not on the batch sampler)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Record the epoch about to start."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.size))
+
+
 class ShuffledBatches(BatchSampler):
     """Batches of ``Draw`` indices of ``sampler``'s items, in an order fixed by (``seed``, epoch, pass).
 
     Every process shuffles the same way and takes every world-size-th item of the order (the remainder is left out,
     so every process runs as many batches); when Lightning has put a ``DistributedSampler`` in (a Trainer of the
-    user's own), that sampler's share is shuffled instead. A pass is one run through the order; a loader cycled inside
-    an epoch (the shorter one of a semi-supervised pair) makes several passes. ``resume(epoch, batches)`` makes the
-    next iteration start after ``batches`` batches of ``epoch``, as the interrupted run left it.
+    user's own), that sampler's share is shuffled instead. The epoch is the sampler's (``EpochIndices`` or
+    ``DistributedSampler``). A pass is one run through the order; a loader cycled inside an epoch (the shorter one of
+    a semi-supervised pair) makes several passes. ``resume(epoch, batches)`` makes the next iteration start after
+    ``batches`` batches of ``epoch``, as the interrupted run left it.
     """
 
-    def __init__(self, sampler: Sampler[int] | Sequence[int], batch_size: int, drop_last: bool, seed: int = 0) -> None:
+    def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool, seed: int = 0) -> None:
         super().__init__(sampler, batch_size, drop_last)
         self.seed = seed
-        self.epoch = 0
         self._passes = (0, 0)
         self._skip = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        """Use the order of ``epoch`` from its first pass (Lightning calls this at every epoch start)."""
-        if epoch != self.epoch:
-            self.epoch = epoch
-            self._passes = (epoch, 0)
+    @property
+    def epoch(self) -> int:
+        """The current epoch, as the sampler knows it."""
+        return int(getattr(self.sampler, "epoch", 0))
 
     def resume(self, epoch: int, batches: int) -> None:
         """Start the next iteration after ``batches`` batches of ``epoch``."""
-        self.epoch = epoch
+        self.sampler.set_epoch(epoch)
         passes, self._skip = divmod(batches, max(len(self), 1))
         self._passes = (epoch, passes)
 
@@ -78,15 +96,15 @@ class ShuffledBatches(BatchSampler):
         items = np.fromiter(iter(self.sampler), dtype=np.int64)
         if isinstance(self.sampler, DistributedSampler):
             return items
-        rank, world = process_share()
-        return items[: items.size // world * world]
+        return items[: items.size // process_share()[1] * process_share()[1]]
 
     def __len__(self) -> int:
         items = len(self.sampler) if isinstance(self.sampler, DistributedSampler) else len(self.sampler) // process_share()[1]
         return items // self.batch_size if self.drop_last else -(-items // self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
-        epoch, passes = self._passes if self._passes[0] == self.epoch else (self.epoch, 0)
+        epoch = self.epoch
+        passes = self._passes[1] if self._passes[0] == epoch else 0
         self._passes = (epoch, passes + 1)
         skip, self._skip = self._skip, 0
         items = self._items()

@@ -73,11 +73,19 @@ class ResumePosition(pl.Callback):
         self.datamodule = datamodule
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
-        """Read the epoch and its completed batches from the checkpoint's loop state."""
+        """Read from the checkpoint's loop state the epoch and how many of its batches were trained; a checkpoint
+        written on an epoch's last batch continues with the next epoch."""
         fit = checkpoint.get("loops", {}).get("fit_loop", {})
-        epoch = fit.get("epoch_progress", {}).get("current", {}).get("processed", checkpoint.get("epoch", 0))
-        batches = fit.get("epoch_loop.batch_progress", {}).get("current", {}).get("completed", 0)
-        self.datamodule.resume_at(int(epoch), int(batches))
+        batches = fit.get("epoch_loop.batch_progress", {})
+        epoch = int(fit.get("epoch_progress", {}).get("current", {}).get("processed", checkpoint.get("epoch", 0)))
+        done = int(batches.get("current", {}).get("processed", 0))
+        if batches.get("is_last_batch"):
+            epoch, done = epoch + 1, 0
+        self.datamodule.resume_at(epoch, done)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The training loaders exist now: loaders made later (a new epoch's) start at their beginning."""
+        self.datamodule.resume_position = None
 
 
 class StopOnSigterm(pl.Callback):

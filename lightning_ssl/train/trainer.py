@@ -40,13 +40,17 @@ def build_trainer(
     ``datamodule``: its training samplers learn where a resumed epoch stopped. Every process reads its own share of
     the data from the DataModule's samplers, so Lightning's distributed sampler is off.
     """
+    # both checkpoints write the same last.ckpt (no last-v1.ckpt): the newest state wins
+    folder = str(run_dir / CHECKPOINT_DIR)
     best = ModelCheckpoint(
-        dirpath=str(run_dir / CHECKPOINT_DIR), filename="best-{epoch}-{step}", monitor=monitor, mode=mode, save_top_k=1, save_last=True
+        dirpath=folder, filename="best-{epoch}-{step}", monitor=monitor, mode=mode, save_top_k=1, save_last=True, enable_version_counter=False
     )
     callbacks: list[pl.Callback] = [best, RandomStates(), StopOnSigterm(run_dir / LAST_CHECKPOINT)]
     if cfg.checkpoint.every_n_steps > 0:
         callbacks.append(
-            ModelCheckpoint(dirpath=str(run_dir / CHECKPOINT_DIR), save_top_k=0, save_last=True, every_n_train_steps=cfg.checkpoint.every_n_steps)
+            ModelCheckpoint(
+                dirpath=folder, save_top_k=0, save_last=True, every_n_train_steps=cfg.checkpoint.every_n_steps, enable_version_counter=False
+            )
         )
     if datamodule is not None:
         callbacks.append(ResumePosition(datamodule))
