@@ -7,6 +7,7 @@
 
 from lightning_ssl.zoo.builtin import BUILTIN, BuiltinEntry, register_builtin
 from lightning_ssl.zoo.card import info
+from lightning_ssl.zoo.converters import CONVERTERS
 from lightning_ssl.zoo.catalog import list_entries
 from lightning_ssl.zoo.errors import ZooChecksumError, ZooDownloadError, ZooError, ZooNotFoundError
 from lightning_ssl.zoo.fetch import fetch_builtin
@@ -20,6 +21,7 @@ __all__ = [
     "metadata",
     "BUILTIN",
     "BuiltinEntry",
+    "CONVERTERS",
     "LoadReport",
     "ZooChecksumError",
     "ZooDownloadError",

@@ -41,8 +41,7 @@ def _summary(ref: str, metadata: dict[str, Any], directory: Path | None) -> str:
     )
     lines = [f"# {ref}", "", what]
     if directory is None:
-        source = metadata.get("source") or {}
-        lines += ["", f"Built in, not fetched yet: the first `zoo.load` downloads {source.get('url')} and converts it."]
+        lines += ["", f"Built in, not fetched yet: the first `zoo.load` downloads {_origin(metadata.get('source') or {})} and converts it."]
     else:
         versions = ", ".join(f"{key} {value}" for key, value in (metadata.get("versions") or {}).items() if value)
         lines += ["", f"Published {metadata.get('created')} ({versions}); stored at `{directory}`."]
@@ -126,8 +125,16 @@ def _files(metadata: dict[str, Any]) -> str:
     source = metadata.get("source")
     if source:
         pinned = source.get("sha256") or "not published: the first download's checksum is recorded and enforced"
-        lines += ["", f"Source: {source.get('url')} (`{source.get('file')}`, sha256 {pinned})"]
+        lines += ["", f"Source: {_origin(source)} (`{source.get('file')}`, sha256 {pinned})"]
     return "\n".join(lines)
+
+
+def _origin(source: dict[str, Any]) -> str:
+    """Where a built-in's file comes from: its Hub repository and pinned revision, or its URL."""
+    hub = source.get("hub")
+    if hub:
+        return f"{hub.get('file')} of the Hugging Face Hub repository {hub.get('repo')} at revision {hub.get('revision')}"
+    return str(source.get("url"))
 
 
 def _cell(value: Any) -> str:

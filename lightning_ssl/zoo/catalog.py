@@ -38,7 +38,7 @@ def entry_metadata(ref: str, store: str | Path | None = None) -> tuple[dict[str,
     name, version = parse_ref(ref)
     if name in BUILTIN and version is None and not versions(name, store):
         entry = BUILTIN[name]
-        return {"name": name, **entry.metadata, "source": {"url": entry.url, "file": entry.filename, "sha256": entry.sha256}}, None
+        return {"name": name, **entry.metadata, "source": entry.source()}, None
     directory = entry_dir(name, version, store)
     return read_metadata(directory), directory
 

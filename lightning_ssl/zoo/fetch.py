@@ -32,9 +32,9 @@ def fetch_builtin(name: str, store: str | Path | None = None, timeout: float = D
             return entry_dir(name, None, store)
         path = cache / entry.filename
         digest = _verified_download(name, entry, path, store, timeout)
-        network, metadata = entry.converter(path)
-        source = {"url": entry.url, "file": entry.filename, "sha256": digest, "sha256_pinned": entry.sha256 is not None}
-        return publish_network(name, network, {**entry.metadata, **metadata, "source": source}, store)
+        network = entry.convert(path)
+        source = {**entry.source(), "sha256": digest, "sha256_pinned": entry.sha256 is not None}
+        return publish_network(name, network, {**entry.metadata, "source": source}, store)
 
 
 def recorded_sha256_path(path: Path) -> Path:

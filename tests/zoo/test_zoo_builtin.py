@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 import torch
 from torch import nn
-from zoo_helpers import Server, small_unet, unet_kwargs, unet_metadata
+from zoo_helpers import Server, small_unet, unet_metadata
 
 from lightning_ssl import zoo
 from lightning_ssl.models import build_network
@@ -19,11 +20,11 @@ from lightning_ssl.models import build_network
 FILENAME = "toy_official.pt"
 
 
-def convert_toy(path: Path) -> tuple[nn.Module, dict[str, Any]]:
+def convert_toy(path: Path, metadata: Mapping[str, Any]) -> nn.Module:
     """A converter for a plain torch-saved U-Net state dict."""
-    network = build_network("unet", **unet_kwargs(2))
+    network = build_network(metadata["architecture"]["name"], **metadata["architecture"]["kwargs"])
     network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return network, unet_metadata(method="toy", data="toy data")
+    return network
 
 
 @pytest.fixture

@@ -12,7 +12,10 @@ from zoo_helpers import Server
 
 from lightning_ssl import zoo
 from lightning_ssl.models import GenesisUNet3D
-from lightning_ssl.zoo.builtin import convert_genesis_chest_ct
+from lightning_ssl.zoo.converters import convert_models_genesis
+
+
+CARD = zoo.BUILTIN["genesis_chest_ct"].metadata
 
 
 @dataclasses.dataclass
@@ -76,17 +79,17 @@ def test_converter_is_strict_and_accepts_a_bare_state_dict(
 ) -> None:
     bare = {key.removeprefix("module."): value for key, value in official_state.items()}
     torch.save(bare, tmp_path / "bare.pt")
-    network, metadata = convert_genesis_chest_ct(tmp_path / "bare.pt")
+    network = convert_models_genesis(tmp_path / "bare.pt", CARD)
     assert torch.equal(network.decoder.out_tr.final_conv.weight, bare["out_tr.final_conv.weight"])
-    assert metadata["architecture"]["name"] == "genesis_unet3d" and metadata["output_activation"] == "sigmoid"
+    assert isinstance(network, GenesisUNet3D)
     del bare["up_tr64.ops.1.bn1.weight"]
     bare["extra.weight"] = torch.zeros(1)
     torch.save({"state_dict": bare}, tmp_path / "short.pt")
     with pytest.raises(ValueError, match=r"missing \['up_tr64.ops.1.bn1.weight'\]; unexpected \['extra.weight'\]"):
-        convert_genesis_chest_ct(tmp_path / "short.pt")
+        convert_models_genesis(tmp_path / "short.pt", CARD)
 
 
 def test_converter_never_unpickles_objects(tmp_path: Path) -> None:
     torch.save({"state_dict": {"w": torch.zeros(1)}, "config": NotATensor(1)}, tmp_path / "objects.pt")
     with pytest.raises(zoo.ZooError, match="not unpickled"):
-        convert_genesis_chest_ct(tmp_path / "objects.pt")
+        convert_models_genesis(tmp_path / "objects.pt", CARD)
