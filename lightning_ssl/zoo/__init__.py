@@ -10,7 +10,7 @@ from lightning_ssl.zoo.card import info
 from lightning_ssl.zoo.converters import CONVERTERS
 from lightning_ssl.zoo.catalog import list_entries
 from lightning_ssl.zoo.errors import ZooChecksumError, ZooDownloadError, ZooError, ZooNotFoundError
-from lightning_ssl.zoo.fetch import fetch_builtin
+from lightning_ssl.zoo.fetch import fetch_builtin, import_builtin
 from lightning_ssl.zoo.load import LoadReport, load, load_into, metadata
 from lightning_ssl.zoo.publish import publish, publish_network
 from lightning_ssl.zoo.store import store_root, versions
@@ -28,6 +28,7 @@ __all__ = [
     "ZooError",
     "ZooNotFoundError",
     "fetch_builtin",
+    "import_builtin",
     "info",
     "list",
     "list_entries",

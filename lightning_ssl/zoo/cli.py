@@ -1,4 +1,5 @@
-"""Command line: ``python -m zoo list | info NAME | publish CHECKPOINT NAME`` (``--store DIR`` anywhere)."""
+"""Command line: ``python -m lightning_ssl zoo list | info NAME | publish CHECKPOINT NAME | import-builtin NAME FILE``
+(``--store DIR`` before the command)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from lightning_ssl.zoo.card import info
 from lightning_ssl.zoo.catalog import list_entries
 from lightning_ssl.zoo.errors import ZooError
+from lightning_ssl.zoo.fetch import import_builtin
 from lightning_ssl.zoo.publish import publish
 
 
@@ -24,6 +26,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     make = commands.add_parser("publish", help="publish the network of a Lightning checkpoint as NAME")
     make.add_argument("checkpoint")
     make.add_argument("name")
+    bring = commands.add_parser(
+        "import-builtin", help="install the official file of built-in NAME downloaded elsewhere (for machines offline)"
+    )
+    bring.add_argument("name")
+    bring.add_argument("file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -35,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{row['name']:<{width}}  {version:<4}  {row['method'] or '-':<10}  {row['data'] or '-'}  [{row['source']}]")
         elif args.command == "info":
             print(info(args.name, args.store), end="")
+        elif args.command == "import-builtin":
+            print(import_builtin(args.name, args.file, args.store))
         else:
             print(publish(args.checkpoint, args.name, args.store))
     except (ZooError, ValueError, FileNotFoundError) as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping
 import time
@@ -84,7 +85,7 @@ def test_unpinned_entry_trusts_the_first_download_only(
     for child in (store / "toy_builtin" / "v1").iterdir():
         child.unlink()
     (store / "toy_builtin" / "v1").rmdir()
-    with pytest.raises(zoo.ZooChecksumError, match="recorded at first download"):
+    with pytest.raises(zoo.ZooChecksumError, match=f"but {cached}.sha256 recorded {digest}.*delete {cached}.sha256 and try again"):
         zoo.load("toy_builtin", store=store)
     cached.unlink()
     torch.save(small_unet(seed=7).state_dict(), http_server.root / FILENAME)
@@ -144,3 +145,80 @@ def test_concurrent_first_loads_fetch_and_publish_once(
     assert len(modules) == 4
     assert zoo.versions("toy_builtin", store=store) == [1]
     assert len(http_server.requests) == 1
+
+
+ERROR_PAGE = b"<html><body>502 Bad Gateway</body></html>"
+
+
+def test_an_error_page_is_never_trusted_and_the_official_file_then_loads(
+    http_server: Server, official: tuple[nn.Module, str], store: Path, builtin_names: list[str]
+) -> None:
+    network, digest = official
+    official_bytes = (http_server.root / FILENAME).read_bytes()
+    (http_server.root / FILENAME).write_bytes(ERROR_PAGE)
+    register("toy_builtin", http_server.file_url(FILENAME), None, builtin_names)
+    cached = store / "_downloads" / FILENAME
+    with pytest.raises(zoo.ZooError, match="not a usable toy_official.pt .* it was deleted") as raised:
+        zoo.load("toy_builtin", store=store)
+    assert "zoo import-builtin toy_builtin FILE" in str(raised.value) and "\n" not in str(raised.value)
+    assert not cached.exists() and not cached.with_name(FILENAME + ".sha256").exists()
+    (http_server.root / FILENAME).write_bytes(official_bytes)
+    model = zoo.load("toy_builtin", part="model", store=store)
+    x = torch.randn(1, 1, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(model(x), network(x))
+    assert cached.with_name(FILENAME + ".sha256").read_text().split()[0] == digest
+
+
+def test_a_record_of_an_error_page_left_by_an_older_version_is_dropped(
+    closed_port_url: str, official: tuple[nn.Module, str], http_server: Server, store: Path, builtin_names: list[str]
+) -> None:
+    cached = store / "_downloads" / FILENAME
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(ERROR_PAGE)
+    record = cached.with_name(FILENAME + ".sha256")
+    record.write_text(f"{hashlib.sha256(ERROR_PAGE).hexdigest()}  {FILENAME}\n")
+    register("toy_builtin", closed_port_url, None, builtin_names)
+    with pytest.raises(zoo.ZooError, match=f"{cached} is not a usable .* delete it, or install the official file"):
+        zoo.load("toy_builtin", store=store)
+    assert not record.exists() and cached.exists()
+    cached.write_bytes((http_server.root / FILENAME).read_bytes())
+    zoo.load("toy_builtin", store=store)
+    assert record.read_text().split()[0] == official[1]
+
+
+def test_import_builtin_installs_a_file_downloaded_elsewhere(
+    closed_port_url: str, official: tuple[nn.Module, str], http_server: Server, store: Path, builtin_names: list[str]
+) -> None:
+    network, digest = official
+    register("toy_builtin", closed_port_url, None, builtin_names)
+    directory = zoo.import_builtin("toy_builtin", http_server.root / FILENAME, store=store)
+    assert directory == store / "toy_builtin" / "v1"
+    assert (store / "_downloads" / FILENAME).read_bytes() == (http_server.root / FILENAME).read_bytes()
+    assert (store / "_downloads" / (FILENAME + ".sha256")).read_text().split()[0] == digest
+    model = zoo.load("toy_builtin", part="model", store=store)
+    x = torch.randn(1, 1, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(model(x), network(x))
+    assert zoo.import_builtin("toy_builtin", http_server.root / FILENAME, store=store) == directory
+    assert zoo.versions("toy_builtin", store=store) == [1] and http_server.requests == []
+
+
+def test_import_builtin_applies_the_same_checks(
+    closed_port_url: str, official: tuple[nn.Module, str], tmp_path: Path, store: Path, builtin_names: list[str]
+) -> None:
+    register("toy_builtin", closed_port_url, official[1], builtin_names)
+    other = tmp_path / "other.pt"
+    torch.save(small_unet(seed=8).state_dict(), other)
+    with pytest.raises(zoo.ZooChecksumError, match=f"{other} has sha256 .* the catalog card of 'toy_builtin' pins {official[1]}"):
+        zoo.import_builtin("toy_builtin", other, store=store)
+    zoo.register_builtin("toy_builtin", dataclasses.replace(zoo.BUILTIN["toy_builtin"], sha256=None), overwrite=True)
+    page = tmp_path / "page.pt"
+    page.write_bytes(ERROR_PAGE)
+    with pytest.raises(zoo.ZooError, match="is not a usable toy_official.pt"):
+        zoo.import_builtin("toy_builtin", page, store=store)
+    with pytest.raises(zoo.ZooError, match="no such file"):
+        zoo.import_builtin("toy_builtin", tmp_path / "absent.pt", store=store)
+    with pytest.raises(zoo.ZooNotFoundError, match="not a built-in zoo entry"):
+        zoo.import_builtin("nobody", other, store=store)
+    assert zoo.versions("toy_builtin", store=store) == [] and page.exists()
