@@ -18,6 +18,7 @@ from lightning_ssl.errors import one_line
 from lightning_ssl.io.checksum import sha256_file
 from lightning_ssl.io.download import DEFAULT_TIMEOUT, download
 from lightning_ssl.io.errors import DownloadError
+from lightning_ssl.io.hub import download_hub_file
 from lightning_ssl.io.lock import file_lock
 from lightning_ssl.zoo.builtin import BUILTIN, BuiltinEntry
 from lightning_ssl.zoo.errors import ZooChecksumError, ZooDownloadError, ZooError, ZooNotFoundError
@@ -42,6 +43,8 @@ def fetch_builtin(name: str, store: str | Path | None = None, timeout: float = D
             return entry_dir(name, None, store)
         if cached.exists():
             return _install(name, entry, cached, store, downloaded=False)
+        if entry.hub is not None:
+            return _install(name, entry, _download_from_hub(name, entry, cached, timeout), store, downloaded=False)
         return _install(name, entry, _download(name, entry, cached, timeout), store, downloaded=True)
 
 
@@ -87,14 +90,28 @@ def _lock_path(name: str, store: str | Path | None) -> Path:
 
 def _download(name: str, entry: BuiltinEntry, cached: Path, timeout: float) -> Path:
     """Download the source file of ``entry`` to ``cached``; ZooDownloadError says how to get it otherwise."""
-    hint = (
-        f"or copy it from a machine that has it with `{IMPORT_COMMAND} {name} FILE`, "
-        f"or set {ENV_VAR} to a store that already has {name!r}" + (f"; {entry.how_to_get}" if entry.how_to_get else "")
-    )
     try:
-        return download(entry.url, cached, what=f"the weights of zoo entry {name!r}", hint=hint, timeout=timeout)
+        return download(entry.url, cached, what=f"the weights of zoo entry {name!r}", hint=_elsewhere(name, entry), timeout=timeout)
     except DownloadError as error:
         raise ZooDownloadError(str(error)) from None
+
+
+def _download_from_hub(name: str, entry: BuiltinEntry, cached: Path, timeout: float) -> Path:
+    """The source file of ``entry`` in the Hugging Face cache, downloaded if needed; ZooDownloadError says where to
+    put the file by hand otherwise."""
+    hint = f"download {entry.url} by hand and put it at {cached}, " + _elsewhere(name, entry)
+    try:
+        return download_hub_file(entry.hub, what=f"the weights of zoo entry {name!r}", hint=hint, timeout=timeout)
+    except DownloadError as error:
+        raise ZooDownloadError(str(error)) from None
+
+
+def _elsewhere(name: str, entry: BuiltinEntry) -> str:
+    """How else to get the file of ``entry``."""
+    return (
+        f"or install a copy from another machine with `{IMPORT_COMMAND} {name} FILE`, "
+        f"or set {ENV_VAR} to a store that already has {name!r}" + (f"; {entry.how_to_get}" if entry.how_to_get else "")
+    )
 
 
 def _install(name: str, entry: BuiltinEntry, path: Path, store: str | Path | None, downloaded: bool) -> Path:

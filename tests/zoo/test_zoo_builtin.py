@@ -10,12 +10,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import huggingface_hub.constants
 import pytest
 import torch
+from fake_hub import FakeHub
 from torch import nn
 from zoo_helpers import Server, small_unet, unet_metadata
 
 from lightning_ssl import zoo
+from lightning_ssl.io.hub import HubFile
 from lightning_ssl.models import build_network
 
 FILENAME = "toy_official.pt"
@@ -222,3 +225,38 @@ def test_import_builtin_applies_the_same_checks(
     with pytest.raises(zoo.ZooNotFoundError, match="not a built-in zoo entry"):
         zoo.import_builtin("nobody", other, store=store)
     assert zoo.versions("toy_builtin", store=store) == [] and page.exists()
+
+
+def register_hub(name: str, revision: str, names: list[str]) -> None:
+    """Register a toy built-in whose file is on the (fake) Hub."""
+    hub = HubFile("toy/official", FILENAME, revision)
+    zoo.register_builtin(name, zoo.BuiltinEntry(hub.url, FILENAME, None, convert_toy, unet_metadata(), hub=hub))
+    names.append(name)
+
+
+def test_hub_file_is_pinned_to_the_revision_and_cached_by_hugging_face(
+    fake_hub: FakeHub, official: tuple[nn.Module, str], http_server: Server, store: Path, tmp_path: Path,
+    builtin_names: list[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    network, digest = official
+    pinned = fake_hub.add("toy/official", {FILENAME: (http_server.root / FILENAME).read_bytes()})
+    fake_hub.add("toy/official", {FILENAME: b"a newer file on main"})
+    register_hub("toy_hub", pinned, builtin_names)
+    model = zoo.load("toy_hub", part="model", store=store)
+    x = torch.randn(1, 1, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(model(x), network(x))
+    assert fake_hub.requests == [("HEAD", f"/toy/official/resolve/{pinned}/{FILENAME}"), ("GET", f"/toy/official/resolve/{pinned}/{FILENAME}")]
+    assert (store / "_downloads" / (FILENAME + ".sha256")).read_text().split()[0] == digest
+    assert not (store / "_downloads" / FILENAME).exists(), "the file stays in the Hugging Face cache"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    zoo.load("toy_hub", store=tmp_path / "second_store")
+    assert len(fake_hub.requests) == 2
+
+
+def test_missing_hub_revision_is_one_line(fake_hub: FakeHub, store: Path, builtin_names: list[str]) -> None:
+    fake_hub.add("toy/official", {FILENAME: b"x"})
+    register_hub("toy_hub", "v9", builtin_names)
+    with pytest.raises(zoo.ZooDownloadError, match=r"toy/official@v9/toy_official.pt\) from the Hugging Face Hub at http://127.0.0.1:\d+: ") as raised:
+        zoo.load("toy_hub", store=store)
+    assert "\n" not in str(raised.value) and "zoo import-builtin toy_hub FILE" in str(raised.value)
