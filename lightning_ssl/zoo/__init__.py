@@ -3,6 +3,7 @@
 >>> from lightning_ssl import zoo
 >>> encoder = zoo.load("genesis_chest_ct")            # newest version; "name@v1" selects one
 >>> report = zoo.load_into(my_net.encoder, "genesis_chest_ct")
+>>> zoo.push("genesis_chest_ct", "hf://me/genesis")       # then zoo.load("hf://me/genesis") anywhere
 """
 
 from lightning_ssl.zoo.builtin import BUILTIN, BuiltinEntry, register_builtin
@@ -13,6 +14,7 @@ from lightning_ssl.zoo.errors import ZooChecksumError, ZooDownloadError, ZooErro
 from lightning_ssl.zoo.fetch import fetch_builtin, import_builtin
 from lightning_ssl.zoo.load import LoadReport, load, load_into, metadata
 from lightning_ssl.zoo.publish import publish, publish_network
+from lightning_ssl.zoo.push import push
 from lightning_ssl.zoo.store import store_root, versions
 
 list = list_entries
@@ -36,6 +38,7 @@ __all__ = [
     "load_into",
     "publish",
     "publish_network",
+    "push",
     "register_builtin",
     "store_root",
     "versions",

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning_ssl.zoo.catalog import entry_metadata
+from lightning_ssl.zoo.hub import is_hub_ref
 from lightning_ssl.zoo.store import part_file
 
 _CONTRACT_FIELDS = ("spatial_dims", "channels", "channel_names", "axes", "patch_size", "spacing", "intensity")
@@ -15,8 +16,8 @@ _CONTRACT_FIELDS = ("spatial_dims", "channels", "channel_names", "axes", "patch_
 def info(name: str, store: str | Path | None = None) -> str:
     """A markdown model card of entry ``name`` (or ``name@v<k>``); a built-in not fetched yet gets a card too."""
     metadata, directory = entry_metadata(name, store)
-    entry = metadata.get("name", name.split("@")[0])
-    ref = f"{entry}@v{metadata['version']}" if metadata.get("version") else entry
+    entry = name if is_hub_ref(name) else metadata.get("name", name.split("@")[0])
+    ref = f"{entry}@v{metadata['version']}" if metadata.get("version") and not is_hub_ref(name) else entry
     sections = [
         _summary(ref, metadata, directory),
         _architecture(metadata),
@@ -80,7 +81,7 @@ def _how_to_load(entry: str, metadata: dict[str, Any]) -> str:
         [
             "## How to load",
             "```python",
-            "import zoo",
+            "from lightning_ssl import zoo",
             f'encoder = zoo.load("{entry}", part="encoder")'
             + ('  # or "decoder", or "model" for both' if "decoder" in (metadata.get("files") or {"decoder": 1}) else ""),
             f"features = encoder(x)  # x: ({shape}) float tensor; a list of feature maps, finest first",

@@ -1,5 +1,5 @@
-"""Command line: ``python -m lightning_ssl zoo list | info NAME | publish CHECKPOINT NAME | import-builtin NAME FILE``
-(``--store DIR`` before the command)."""
+"""Command line: ``python -m lightning_ssl zoo [--store DIR] list | info NAME | publish CHECKPOINT NAME |
+import-builtin NAME FILE | push NAME hf://USER/REPO``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from lightning_ssl.zoo.catalog import list_entries
 from lightning_ssl.zoo.errors import ZooError
 from lightning_ssl.zoo.fetch import import_builtin
 from lightning_ssl.zoo.publish import publish
+from lightning_ssl.zoo.push import push
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,6 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     bring.add_argument("name")
     bring.add_argument("file")
+    send = commands.add_parser("push", help="upload NAME (or NAME@v<k>) to the Hugging Face Hub repository hf://USER/REPO")
+    send.add_argument("name")
+    send.add_argument("target")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -42,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{row['name']:<{width}}  {version:<4}  {row['method'] or '-':<10}  {row['data'] or '-'}  [{row['source']}]")
         elif args.command == "info":
             print(info(args.name, args.store), end="")
+        elif args.command == "push":
+            commit = push(args.name, args.target, args.store)
+            print(f"pushed {args.name} to {args.target} at commit {commit}; load it with zoo.load({args.target!r})")
         elif args.command == "import-builtin":
             print(import_builtin(args.name, args.file, args.store))
         else:

@@ -14,8 +14,9 @@ from lightning_ssl.io.checksum import sha256_bytes
 from lightning_ssl.zoo.builtin import BUILTIN
 from lightning_ssl.zoo.errors import ZooChecksumError, ZooError, ZooNotFoundError
 from lightning_ssl.zoo.fetch import fetch_builtin
+from lightning_ssl.zoo.hub import hub_entry_dir, is_hub_ref
 from lightning_ssl.zoo.network import build_from_metadata, load_exact
-from lightning_ssl.zoo.store import ENV_VAR, PARTS, entry_dir, names, parse_ref, part_file, read_metadata, store_root, versions
+from lightning_ssl.zoo.store import ENV_VAR, METADATA_FILE, PARTS, entry_dir, names, parse_ref, part_file, read_metadata, store_root, versions
 
 Part = Literal["encoder", "decoder", "model"]
 _CHOICES = (*PARTS, "model")
@@ -39,7 +40,10 @@ class LoadReport:
 
 
 def resolve(ref: str, store: str | Path | None = None) -> Path:
-    """Directory of ``name`` or ``name@v<k>``, fetching a built-in entry that is not in the store yet."""
+    """Directory of ``name`` or ``name@v<k>``, fetching a built-in entry that is not in the store yet; of
+    ``hf://USER/REPO[@REVISION]`` in the Hugging Face cache, downloading it if needed."""
+    if is_hub_ref(ref):
+        return hub_entry_dir(ref)
     name, version = parse_ref(ref)
     if not versions(name, store) and name in BUILTIN:
         fetch_builtin(name, store)
@@ -54,7 +58,7 @@ def resolve(ref: str, store: str | Path | None = None) -> Path:
 
 
 def metadata(ref: str, store: str | Path | None = None) -> dict[str, Any]:
-    """The metadata of entry ``name`` or ``name@v<k>`` (architecture, input contract, method, metrics, ...)."""
+    """The metadata of entry ``name``, ``name@v<k>`` or ``hf://USER/REPO[@REVISION]`` (architecture, input contract, method, metrics, ...)."""
     return read_metadata(resolve(ref, store))
 
 
@@ -71,14 +75,15 @@ def read_weights(directory: Path, metadata: dict[str, Any], part: str) -> dict[s
     got = sha256_bytes(data)
     if got != expected:
         raise ZooChecksumError(
-            f"{path}: sha256 {got} does not match the recorded {expected}; refusing to load it "
-            f"(delete {directory} and publish again)"
+            f"{path}: sha256 {got} does not match the {expected} that {METADATA_FILE} records; refusing to load it "
+            f"(delete {directory} and publish or download it again)"
         )
     return safetensors.torch.load(data)
 
 
 def load(name: str, part: Part = "encoder", device: str | torch.device = "cpu", store: str | Path | None = None) -> nn.Module:
-    """The ``encoder``, ``decoder`` or whole ``model`` of entry ``name`` (``name@v<k>``), weights in, eval mode, on ``device``."""
+    """The ``encoder``, ``decoder`` or whole ``model`` of entry ``name`` (``name@v<k>``, or ``hf://USER/REPO[@REVISION]``
+    from the Hugging Face Hub), weights in (their sha256 checked against metadata.json), eval mode, on ``device``."""
     _check_part(part)
     directory = resolve(name, store)
     metadata = read_metadata(directory)

@@ -76,10 +76,9 @@ class FakeHub:
                 if self.path == "/api/repos/create":
                     request = json.loads(payload)
                     repo = f"{request['organization']}/{request['name']}"
-                    if repo in hub.repos:
-                        return self._json({"error": "You already created this model repo"}, 409)
-                    hub.repos[repo] = Repo()
-                    return self._json({"url": f"{hub.url}/{repo}"})
+                    status = 409 if repo in hub.repos else 200
+                    hub.repos.setdefault(repo, Repo())
+                    return self._json({"error": "You already created this model repo", "url": f"{hub.url}/{repo}"}, status)
                 if self.path == "/api/validate-yaml":
                     return self._json({})
                 match = _API.fullmatch(self.path.split("?")[0])
