@@ -10,7 +10,8 @@ from lightning_ssl.zoo.builtin import BUILTIN, BuiltinEntry, register_builtin
 from lightning_ssl.zoo.card import info
 from lightning_ssl.zoo.converters import CONVERTERS
 from lightning_ssl.zoo.catalog import list_entries
-from lightning_ssl.zoo.errors import ZooChecksumError, ZooDownloadError, ZooError, ZooNotFoundError
+from lightning_ssl.zoo.errors import ZooChecksumError, ZooDownloadError, ZooError, ZooMismatchError, ZooNotFoundError
+from lightning_ssl.zoo.export import export
 from lightning_ssl.zoo.fetch import fetch_builtin, import_builtin
 from lightning_ssl.zoo.load import LoadReport, load, load_into, metadata
 from lightning_ssl.zoo.publish import publish, publish_network
@@ -28,7 +29,9 @@ __all__ = [
     "ZooChecksumError",
     "ZooDownloadError",
     "ZooError",
+    "ZooMismatchError",
     "ZooNotFoundError",
+    "export",
     "fetch_builtin",
     "import_builtin",
     "info",

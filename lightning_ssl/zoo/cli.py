@@ -1,5 +1,5 @@
 """Command line: ``python -m lightning_ssl zoo [--store DIR] list | info NAME | publish CHECKPOINT NAME |
-import-builtin NAME FILE | push NAME hf://USER/REPO``."""
+import-builtin NAME FILE | push NAME hf://USER/REPO | export NAME --format FORMAT DIR``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from lightning_ssl.zoo.card import info
 from lightning_ssl.zoo.catalog import list_entries
 from lightning_ssl.zoo.errors import ZooError
+from lightning_ssl.zoo.export import FORMATS, export
 from lightning_ssl.zoo.fetch import import_builtin
 from lightning_ssl.zoo.publish import publish
 from lightning_ssl.zoo.push import push
@@ -35,6 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     send = commands.add_parser("push", help="upload NAME (or NAME@v<k>) to the Hugging Face Hub repository hf://USER/REPO")
     send.add_argument("name")
     send.add_argument("target")
+    out = commands.add_parser("export", help="write NAME as a MONAI bundle or an ONNX encoder into the new folder DIR")
+    out.add_argument("name")
+    out.add_argument("directory", metavar="DIR")
+    out.add_argument("--format", required=True, choices=FORMATS, dest="fmt")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -49,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "push":
             commit = push(args.name, args.target, args.store)
             print(f"pushed {args.name} to {args.target} at commit {commit}; load it with zoo.load({args.target!r})")
+        elif args.command == "export":
+            print(export(args.name, args.fmt, args.directory, args.store))
         elif args.command == "import-builtin":
             print(import_builtin(args.name, args.file, args.store))
         else:

@@ -19,3 +19,7 @@ class ZooChecksumError(ZooError, ChecksumError):
 
 class ZooDownloadError(ZooError, DownloadError):
     """A file that could not be fetched."""
+
+
+class ZooMismatchError(ZooError, ValueError):
+    """Zoo weights that do not fit the module they are loaded into; nothing was loaded."""

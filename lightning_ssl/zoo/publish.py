@@ -163,15 +163,15 @@ def _jsonable(value: Any, where: str) -> Any:
 def _software_versions() -> dict[str, str | None]:
     """Versions of the software that wrote an entry."""
     return {
-        "lightning_ssl": _distribution_version("lightning-ssl"),
+        "lightning_ssl": distribution_version("lightning-ssl"),
         "torch": torch.__version__,
-        "pytorch_lightning": _distribution_version("pytorch-lightning") or _distribution_version("lightning"),
-        "safetensors": getattr(safetensors, "__version__", None) or _distribution_version("safetensors"),
+        "pytorch_lightning": distribution_version("pytorch-lightning") or distribution_version("lightning"),
+        "safetensors": getattr(safetensors, "__version__", None) or distribution_version("safetensors"),
         "python": platform.python_version(),
     }
 
 
-def _distribution_version(distribution: str) -> str | None:
+def distribution_version(distribution: str) -> str | None:
     """Installed version of a distribution, None if absent."""
     try:
         return distributions.version(distribution)
