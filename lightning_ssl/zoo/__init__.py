@@ -9,6 +9,7 @@
 from lightning_ssl.zoo.builtin import BUILTIN, BuiltinEntry, register_builtin
 from lightning_ssl.zoo.card import info
 from lightning_ssl.zoo.converters import CONVERTERS
+from lightning_ssl.zoo.downstream import record_downstream
 from lightning_ssl.zoo.catalog import list_entries
 from lightning_ssl.zoo.errors import ZooChecksumError, ZooDownloadError, ZooError, ZooMismatchError, ZooNotFoundError
 from lightning_ssl.zoo.export import export
@@ -42,6 +43,7 @@ __all__ = [
     "publish",
     "publish_network",
     "push",
+    "record_downstream",
     "register_builtin",
     "store_root",
     "versions",

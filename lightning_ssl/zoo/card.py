@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning_ssl.zoo.catalog import entry_metadata
+from lightning_ssl.zoo.downstream import downstream_results
 from lightning_ssl.zoo.hub import is_hub_ref
 from lightning_ssl.zoo.store import part_file
 
@@ -24,6 +25,7 @@ def info(name: str, store: str | Path | None = None) -> str:
         *([f"## Using these weights\n{metadata['usage_notes']}"] if metadata.get("usage_notes") else []),
         _input_contract(metadata.get("input") or {}),
         _how_to_load(entry, metadata),
+        _downstream(downstream_results(directory)),
         _metrics(metadata.get("metrics") or {}),
         _training(metadata),
         f"## Licence\n{metadata.get('licence') or 'not recorded'}",
@@ -92,12 +94,34 @@ def _how_to_load(entry: str, metadata: dict[str, Any]) -> str:
     )
 
 
+def _downstream(results: list[dict[str, Any]]) -> str:
+    """Downstream scores that a benchmark measured, with the report they come from."""
+    if not results:
+        return "## Downstream results\nnone measured yet"
+    lines = ["## Downstream results"]
+    for result in results:
+        lines += ["", f"{result['task']}, {result['metric']} (from {result['report']}):", "",
+                  "| labels | score | scratch | gain over scratch |", "| --- | --- | --- | --- |"]
+        for row in result["scores"]:
+            spread = f" ± {row['std']:.3f}" if "std" in row else ""
+            seeds = f" ({row['seeds']} seeds)" if "seeds" in row else ""
+            score, scratch = (f"{row[key]:.3f}" if key in row else "-" for key in ("score", "scratch"))
+            lines.append(f"| {row['labels']} | {score} | {scratch} | {row['gain']:+.3f}{spread}{seeds} |")
+    return "\n".join(lines)
+
+
 def _metrics(metrics: dict[str, Any]) -> str:
-    """Recorded metrics."""
-    if not metrics:
+    """Recorded metrics, without the bookkeeping a logger adds (learning rates, epoch and step counters)."""
+    shown = {key: value for key, value in metrics.items() if not _bookkeeping(key)}
+    if not shown:
         return "## Metrics\nnone recorded"
-    rows = [f"| {key} | {_cell(value)} |" for key, value in metrics.items()]
+    rows = [f"| {key} | {_cell(value)} |" for key, value in shown.items()]
     return "\n".join(["## Metrics", "| metric | value |", "| --- | --- |", *rows])
+
+
+def _bookkeeping(key: str) -> bool:
+    """Whether a logged value describes the run rather than the model (``lr-Adam/pg1``, ``epoch``, ``step``)."""
+    return key.startswith(("lr-", "lr/")) or key in ("epoch", "step") or key.endswith(("_step", "/step", "_epoch"))
 
 
 def _training(metadata: dict[str, Any]) -> str:
