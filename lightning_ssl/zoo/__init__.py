@@ -11,7 +11,7 @@ from lightning_ssl.zoo.card import info
 from lightning_ssl.zoo.converters import CONVERTERS
 from lightning_ssl.zoo.downstream import record_downstream
 from lightning_ssl.zoo.catalog import list_entries
-from lightning_ssl.zoo.errors import ZooChecksumError, ZooDownloadError, ZooError, ZooMismatchError, ZooNotFoundError
+from lightning_ssl.zoo.errors import ZooChecksumError, ZooDownloadError, ZooError, ZooMetadataError, ZooMismatchError, ZooNotFoundError
 from lightning_ssl.zoo.export import export
 from lightning_ssl.zoo.fetch import fetch_builtin, import_builtin
 from lightning_ssl.zoo.load import LoadReport, load, load_into, metadata
@@ -30,6 +30,7 @@ __all__ = [
     "ZooChecksumError",
     "ZooDownloadError",
     "ZooError",
+    "ZooMetadataError",
     "ZooMismatchError",
     "ZooNotFoundError",
     "export",

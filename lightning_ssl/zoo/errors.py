@@ -23,3 +23,7 @@ class ZooDownloadError(ZooError, DownloadError):
 
 class ZooMismatchError(ZooError, ValueError):
     """Zoo weights that do not fit the module they are loaded into; nothing was loaded."""
+
+
+class ZooMetadataError(ZooError, ValueError):
+    """An entry's metadata that does not describe a network registered in this version; nothing is imported."""

@@ -17,6 +17,7 @@ from lightning_ssl.models.genesis_unet import BatchStatsNorm3d
 from lightning_ssl.errors import one_line
 from lightning_ssl.zoo.errors import ZooError
 from lightning_ssl.zoo.load import load, metadata as entry_metadata
+from lightning_ssl.zoo.network import registered_architecture
 from lightning_ssl.zoo.publish import distribution_version
 from lightning_ssl.zoo.store import PARTS
 
@@ -98,7 +99,7 @@ def export_onnx(ref: str, directory: str | Path, store: str | Path | None = None
 
 def _whole(info: Mapping[str, Any]) -> bool:
     """Whether the bundle holds the whole network: it has a decoder and the entry published it."""
-    return has_decoder(info["architecture"]["name"]) and all(part in (info.get("files") or {}) for part in PARTS)
+    return has_decoder(registered_architecture(info)["name"]) and all(part in (info.get("files") or {}) for part in PARTS)
 
 
 def _inference_config(info: Mapping[str, Any], whole: bool) -> dict[str, Any]:
