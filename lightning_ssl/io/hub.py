@@ -11,14 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lightning_ssl.errors import one_line
-from lightning_ssl.io.errors import DownloadError
+from lightning_ssl.io.errors import DownloadError, UploadError
 
 HUB_URL = "https://huggingface.co"
 ENDPOINT_VAR = "HF_ENDPOINT"
-
-
-class UploadError(RuntimeError):
-    """Files that could not be sent to the Hub."""
 
 
 @dataclass(frozen=True)

@@ -88,8 +88,8 @@ def _how_to_load(entry: str, metadata: dict[str, Any]) -> str:
             + ('  # or "decoder", or "model" for both' if "decoder" in (metadata.get("files") or {"decoder": 1}) else ""),
             f"features = encoder(x)  # x: ({shape}) float tensor; a list of feature maps, finest first",
             "```",
-            f'Into your own network (same key names): `zoo.load_into(my_net.encoder, "{entry}")` '
-            "reports the loaded, missing and unexpected keys.",
+            f'Into your own network, a MONAI one too: `zoo.load_into(my_net.encoder, "{entry}")` matches keys by name '
+            "and shape, also under prefixes such as `resnet.`, and reports the loaded, missing and unexpected keys.",
         ]
     )
 

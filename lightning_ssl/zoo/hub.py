@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lightning_ssl.io.errors import DownloadError
-from lightning_ssl.io.hub import HubFile, UploadError, download_hub_file, upload_hub_files
+from lightning_ssl.io.errors import DownloadError, UploadError
+from lightning_ssl.io.hub import HubFile, download_hub_file, upload_hub_files
 from lightning_ssl.zoo.errors import ZooDownloadError, ZooError
 from lightning_ssl.zoo.store import METADATA_FILE, part_file, read_metadata
 
