@@ -9,3 +9,7 @@ class DownloadError(RuntimeError):
 
 class ChecksumError(RuntimeError):
     """A file whose checksum differs from the expected one; it is refused, never used."""
+
+
+class UploadError(RuntimeError):
+    """Files that could not be sent (to the Hugging Face Hub)."""

@@ -1,40 +1,64 @@
-"""Names the project knows how to fetch, and how each source file becomes a network."""
+"""Built-in entries: one card per entry in the catalog (the repository's top-level ``zoo/`` folder, shipped as
+``lightning_ssl/zoo/catalog``), each naming where its official file comes from and the converter that makes it a
+network. Adding a built-in entry is adding a card; :func:`register_builtin` adds one from code."""
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-import torch
+import yaml
 from torch import nn
 
-from lightning_ssl.io.checkpoint import UnsafeCheckpointError, load_weights_only
-from lightning_ssl.models import GenesisUNet3D
-from lightning_ssl.models.genesis_unet import split_official_state_dict
+from lightning_ssl.errors import one_line
+from lightning_ssl.io.hub import HubFile
+from lightning_ssl.zoo.converters import CONVERTERS, Converter
 from lightning_ssl.zoo.errors import ZooError
-from lightning_ssl.zoo.network import load_exact
+from lightning_ssl.zoo.network import architecture_of
 from lightning_ssl.zoo.store import validate_name
 
-Converter = Callable[[Path], tuple[nn.Module, dict[str, Any]]]
+CATALOG = "catalog"
+CARD_SUFFIX = ".yaml"
+_SOURCE_KEYS = ("hub", "url", "file", "sha256", "converter", "how_to_get")
+_HUB_KEYS = ("repo", "file", "revision")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
 class BuiltinEntry:
-    """Where a built-in entry's weights come from and how they become a network with metadata.
+    """Where a built-in entry's weights come from and how they become a network.
 
-    ``sha256`` pins the downloaded file; when None, the checksum of the first successful download
-    is recorded and every later file must match it (trust on first use).
+    ``hub`` (a Hugging Face Hub file at a pinned revision) is fetched with huggingface_hub; otherwise ``url``
+    (HTTP(S) or ``file://``). ``converter`` (a callable, or the name of one in ``CONVERTERS``) turns the file into
+    the network that ``metadata["architecture"]`` describes. ``sha256`` pins the file; when None, the checksum of
+    the first file that converts is recorded and every later file must match it (trust on first use).
     """
 
     url: str
     filename: str
     sha256: str | None
-    converter: Converter
+    converter: Converter | str
     metadata: dict[str, Any] = field(default_factory=dict)
     how_to_get: str = ""
+    hub: HubFile | None = None
+    card: str | None = None
+
+    def convert(self, path: Path) -> nn.Module:
+        """The network held by the official file at ``path``."""
+        converter = CONVERTERS.get(self.converter) if isinstance(self.converter, str) else self.converter
+        return converter(path, self.metadata)
+
+    def source(self) -> dict[str, Any]:
+        """Where the file comes from, as recorded in metadata and shown on model cards."""
+        record: dict[str, Any] = {"url": self.url, "file": self.filename, "sha256": self.sha256}
+        if self.hub is not None:
+            record["hub"] = {"repo": self.hub.repo, "file": self.hub.filename, "revision": self.hub.revision}
+        return record
 
 
 BUILTIN: dict[str, BuiltinEntry] = {}
@@ -48,85 +72,70 @@ def register_builtin(name: str, entry: BuiltinEntry, overwrite: bool = False) ->
     BUILTIN[name] = entry
 
 
-def read_weights_only(path: Path) -> Any:
-    """``torch.load`` restricted to tensors and plain containers; never a full unpickle."""
+def catalog_cards() -> list[Traversable]:
+    """The catalog's card files, by name."""
+    folder = files("lightning_ssl.zoo") / CATALOG
+    return sorted((card for card in folder.iterdir() if card.name.endswith(CARD_SUFFIX)), key=lambda card: card.name)
+
+
+def entry_from_card(text: str, where: str) -> BuiltinEntry:
+    """The built-in entry a card's YAML text describes; ZooError naming ``where`` and the key when it is malformed."""
     try:
-        return load_weights_only(path)
-    except (UnsafeCheckpointError, FileNotFoundError) as error:
-        raise ZooError(str(error)) from None
+        card = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ZooError(f"catalog card {where} is not valid YAML: {one_line(error)}") from None
+    if not isinstance(card, dict):
+        raise ZooError(f"catalog card {where} must be a mapping of keys (source, architecture, input, ...)")
+    source = _mapping(card.get("source"), "source", where, _SOURCE_KEYS)
+    converter = source.get("converter")
+    if converter not in CONVERTERS:
+        raise ZooError(f"catalog card {where}: source.converter {converter!r} is not one of {', '.join(CONVERTERS.names())}")
+    sha256 = source.get("sha256")
+    if sha256 is not None and not (isinstance(sha256, str) and _SHA256.fullmatch(sha256)):
+        raise ZooError(f"catalog card {where}: source.sha256 must be 64 lowercase hex digits or null")
+    metadata = {key: value for key, value in card.items() if key != "source"}
+    try:
+        architecture_of(metadata)
+    except ValueError as error:
+        raise ZooError(f"catalog card {where}: {error}") from None
+    hub, url, filename = _location(source, where)
+    return BuiltinEntry(url, filename, sha256, converter, metadata, str(source.get("how_to_get") or ""), hub, where)
 
 
-def convert_genesis_chest_ct(path: Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Official ``Genesis_Chest_CT.pt`` (``{"state_dict": {"module.*": ...}, ...}`` or a bare state dict) to GenesisUNet3D."""
-    content = read_weights_only(path)
-    state = content.get("state_dict", content) if isinstance(content, Mapping) else None
-    if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ZooError(f"{path} is not a Models Genesis checkpoint: expected a state dict of tensors")
-    network = GenesisUNet3D(**GENESIS_CHEST_CT_METADATA["architecture"]["kwargs"])
-    for part, weights in split_official_state_dict(dict(state)).items():
-        load_exact(getattr(network, part), weights, f"{path} ({part})")
-    return network, copy.deepcopy(GENESIS_CHEST_CT_METADATA)
+def load_catalog() -> None:
+    """Register every card of the catalog as a built-in entry named after its file."""
+    for card in catalog_cards():
+        name = card.name[: -len(CARD_SUFFIX)]
+        try:
+            validate_name(name)
+        except ValueError as error:
+            raise ZooError(f"catalog card {card}: {error}") from None
+        register_builtin(name, entry_from_card(card.read_text(encoding="utf-8"), str(card)), overwrite=True)
 
 
-GENESIS_CHEST_CT_URL = "https://huggingface.co/MrGiovanni/ModelsGenesis/resolve/main/Genesis_Chest_CT.pt"
+def _location(source: Mapping[str, Any], where: str) -> tuple[HubFile | None, str, str]:
+    """The Hub file (if any), URL and file name of a card's ``source``."""
+    if source.get("hub") is not None:
+        hub = _mapping(source["hub"], "source.hub", where, _HUB_KEYS)
+        missing = [key for key in _HUB_KEYS if not isinstance(hub.get(key), str) or not hub[key]]
+        if missing:
+            raise ZooError(f"catalog card {where}: source.hub needs {', '.join(missing)} (revision pins the file)")
+        file = HubFile(hub["repo"], hub["file"], hub["revision"])
+        return file, file.url, file.filename
+    url = source.get("url")
+    if not isinstance(url, str) or not url:
+        raise ZooError(f"catalog card {where}: source needs hub (repo, file, revision) or url")
+    return None, url, str(source.get("file") or url.rsplit("/", 1)[-1])
 
-GENESIS_CHEST_CT_METADATA: dict[str, Any] = {
-    "description": "The official Models Genesis Chest CT weights, converted to lightning_ssl's GenesisUNet3D layout.",
-    "architecture": {"name": "genesis_unet3d", "kwargs": {"spatial_dims": 3, "in_channels": 1, "out_channels": 1}},
-    "method": "genesis",
-    "method_config": {
-        "flip_rate": 0.4,
-        "local_rate": 0.5,
-        "nonlinear_rate": 0.9,
-        "paint_rate": 0.9,
-        "outpaint_rate": 0.8,
-        "inpaint_rate": 0.2,
-        "loss": "mse",
-        "optimizer": "sgd",
-        "lr": 1.0,
-        "batch_size": 6,
-    },
-    "data": "LUNA16 (official pretraining)",
-    "data_config": {"train_fold": [0, 1, 2, 3, 4], "valid_fold": [5, 6], "cubes_per_patient": 32, "hu_range": [-1000, 1000]},
-    "label_budget": "none (self-supervised)",
-    "input": {
-        "spatial_dims": 3,
-        "channels": 1,
-        "channel_names": ["CT"],
-        "patch_size": [64, 64, 32],
-        "axes": "X,Y,Z",
-        "intensity": "HU clipped to [-1000, 1000] then scaled to [0, 1]",
-    },
-    "output_activation": "sigmoid",
-    "metrics": {
-        "note": "reported by the authors (MICCAI 2019, read off a bar chart, approximate); not reproduced here",
-        "ncc_lung_nodule_auc": 98.3,
-        "ncs_lung_nodule_iou": 77.6,
-        "ecc_pulmonary_embolism_auc": 88.0,
-        "bms_brain_tumour_iou": 90.6,
-    },
-    "licence": (
-        "code: MIT (github.com/MrGiovanni/ModelsGenesis/blob/master/LICENSE); weights: distributed by the "
-        "authors (Hugging Face Hub MrGiovanni/ModelsGenesis, formerly by request form), see their terms"
-    ),
-    "citation": (
-        "Zhou Z, Sodha V, Pang J, Gotway MB, Liang J. Models Genesis. Medical Image Analysis 67:101840, 2021. "
-        "doi:10.1016/j.media.2020.101840; and Zhou Z et al. Models Genesis: Generic Autodidactic Models for 3D "
-        "Medical Image Analysis. MICCAI 2019, pp. 384-393. doi:10.1007/978-3-030-32251-9_42"
-    ),
-}
 
-register_builtin(
-    "genesis_chest_ct",
-    BuiltinEntry(
-        url=GENESIS_CHEST_CT_URL,
-        filename="Genesis_Chest_CT.pt",
-        sha256=None,
-        converter=convert_genesis_chest_ct,
-        metadata=GENESIS_CHEST_CT_METADATA,
-        how_to_get=(
-            "the file is the official PyTorch Genesis_Chest_CT.pt of github.com/MrGiovanni/ModelsGenesis; "
-            "or pretrain your own with `make pretrain METHOD=genesis DATA=luna16` and publish it"
-        ),
-    ),
-)
+def _mapping(value: Any, key: str, where: str, known: tuple[str, ...]) -> dict[str, Any]:
+    """``value`` if it is a mapping with only ``known`` keys; ZooError otherwise."""
+    if not isinstance(value, dict):
+        raise ZooError(f"catalog card {where}: {key} must be a mapping with keys {', '.join(known)}")
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise ZooError(f"catalog card {where}: {key} has unknown keys {unknown} (known: {', '.join(known)})")
+    return value
+
+
+load_catalog()

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from lightning_ssl.zoo.catalog import entry_metadata
+from lightning_ssl.zoo.downstream import downstream_results
+from lightning_ssl.zoo.hub import is_hub_ref
 from lightning_ssl.zoo.store import part_file
 
 _CONTRACT_FIELDS = ("spatial_dims", "channels", "channel_names", "axes", "patch_size", "spacing", "intensity")
@@ -15,14 +17,15 @@ _CONTRACT_FIELDS = ("spatial_dims", "channels", "channel_names", "axes", "patch_
 def info(name: str, store: str | Path | None = None) -> str:
     """A markdown model card of entry ``name`` (or ``name@v<k>``); a built-in not fetched yet gets a card too."""
     metadata, directory = entry_metadata(name, store)
-    entry = metadata.get("name", name.split("@")[0])
-    ref = f"{entry}@v{metadata['version']}" if metadata.get("version") else entry
+    entry = name if is_hub_ref(name) else metadata.get("name", name.split("@")[0])
+    ref = f"{entry}@v{metadata['version']}" if metadata.get("version") and not is_hub_ref(name) else entry
     sections = [
         _summary(ref, metadata, directory),
         _architecture(metadata),
         *([f"## Using these weights\n{metadata['usage_notes']}"] if metadata.get("usage_notes") else []),
         _input_contract(metadata.get("input") or {}),
         _how_to_load(entry, metadata),
+        _downstream(downstream_results(directory)),
         _metrics(metadata.get("metrics") or {}),
         _training(metadata),
         f"## Licence\n{metadata.get('licence') or 'not recorded'}",
@@ -41,8 +44,7 @@ def _summary(ref: str, metadata: dict[str, Any], directory: Path | None) -> str:
     )
     lines = [f"# {ref}", "", what]
     if directory is None:
-        source = metadata.get("source") or {}
-        lines += ["", f"Built in, not fetched yet: the first `zoo.load` downloads {source.get('url')} and converts it."]
+        lines += ["", f"Built in, not fetched yet: the first `zoo.load` downloads {_origin(metadata.get('source') or {})} and converts it."]
     else:
         versions = ", ".join(f"{key} {value}" for key, value in (metadata.get("versions") or {}).items() if value)
         lines += ["", f"Published {metadata.get('created')} ({versions}); stored at `{directory}`."]
@@ -81,23 +83,45 @@ def _how_to_load(entry: str, metadata: dict[str, Any]) -> str:
         [
             "## How to load",
             "```python",
-            "import zoo",
+            "from lightning_ssl import zoo",
             f'encoder = zoo.load("{entry}", part="encoder")'
             + ('  # or "decoder", or "model" for both' if "decoder" in (metadata.get("files") or {"decoder": 1}) else ""),
             f"features = encoder(x)  # x: ({shape}) float tensor; a list of feature maps, finest first",
             "```",
-            f'Into your own network (same key names): `zoo.load_into(my_net.encoder, "{entry}")` '
-            "reports the loaded, missing and unexpected keys.",
+            f'Into your own network, a MONAI one too: `zoo.load_into(my_net.encoder, "{entry}")` matches keys by name '
+            "and shape, also under prefixes such as `resnet.`, and reports the loaded, missing and unexpected keys.",
         ]
     )
 
 
+def _downstream(results: list[dict[str, Any]]) -> str:
+    """Downstream scores that a benchmark measured, with the report they come from."""
+    if not results:
+        return "## Downstream results\nnone measured yet"
+    lines = ["## Downstream results"]
+    for result in results:
+        lines += ["", f"{result['task']}, {result['metric']} (from {result['report']}):", "",
+                  "| labels | score | scratch | gain over scratch |", "| --- | --- | --- | --- |"]
+        for row in result["scores"]:
+            spread = f" ± {row['std']:.3f}" if "std" in row else ""
+            seeds = f" ({row['seeds']} seeds)" if "seeds" in row else ""
+            score, scratch = (f"{row[key]:.3f}" if key in row else "-" for key in ("score", "scratch"))
+            lines.append(f"| {row['labels']} | {score} | {scratch} | {row['gain']:+.3f}{spread}{seeds} |")
+    return "\n".join(lines)
+
+
 def _metrics(metrics: dict[str, Any]) -> str:
-    """Recorded metrics."""
-    if not metrics:
+    """Recorded metrics, without the bookkeeping a logger adds (learning rates, epoch and step counters)."""
+    shown = {key: value for key, value in metrics.items() if not _bookkeeping(key)}
+    if not shown:
         return "## Metrics\nnone recorded"
-    rows = [f"| {key} | {_cell(value)} |" for key, value in metrics.items()]
+    rows = [f"| {key} | {_cell(value)} |" for key, value in shown.items()]
     return "\n".join(["## Metrics", "| metric | value |", "| --- | --- |", *rows])
+
+
+def _bookkeeping(key: str) -> bool:
+    """Whether a logged value describes the run rather than the model (``lr-Adam/pg1``, ``epoch``, ``step``)."""
+    return key.startswith(("lr-", "lr/")) or key in ("epoch", "step") or key.endswith(("_step", "/step", "_epoch"))
 
 
 def _training(metadata: dict[str, Any]) -> str:
@@ -126,8 +150,16 @@ def _files(metadata: dict[str, Any]) -> str:
     source = metadata.get("source")
     if source:
         pinned = source.get("sha256") or "not published: the first download's checksum is recorded and enforced"
-        lines += ["", f"Source: {source.get('url')} (`{source.get('file')}`, sha256 {pinned})"]
+        lines += ["", f"Source: {_origin(source)} (`{source.get('file')}`, sha256 {pinned})"]
     return "\n".join(lines)
+
+
+def _origin(source: dict[str, Any]) -> str:
+    """Where a built-in's file comes from: its Hub repository and pinned revision, or its URL."""
+    hub = source.get("hub")
+    if hub:
+        return f"{hub.get('file')} of the Hugging Face Hub repository {hub.get('repo')} at revision {hub.get('revision')}"
+    return str(source.get("url"))
 
 
 def _cell(value: Any) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from lightning_ssl.zoo.builtin import BUILTIN
 from lightning_ssl.zoo.errors import ZooError
+from lightning_ssl.zoo.hub import hub_entry_dir, is_hub_ref
 from lightning_ssl.zoo.store import entry_dir, names, parse_ref, read_metadata, versions
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,15 @@ def list_entries(store: str | Path | None = None, include_builtin: bool = False)
 
 
 def entry_metadata(ref: str, store: str | Path | None = None) -> tuple[dict[str, Any], Path | None]:
-    """Metadata of ``name`` / ``name@v<k>`` and its directory; a built-in not fetched yet gives its registry metadata and None."""
+    """Metadata of ``name`` / ``name@v<k>`` / ``hf://USER/REPO`` and its directory; a built-in not fetched yet gives its
+    card's metadata and None."""
+    if is_hub_ref(ref):
+        directory = hub_entry_dir(ref)
+        return read_metadata(directory), directory
     name, version = parse_ref(ref)
     if name in BUILTIN and version is None and not versions(name, store):
         entry = BUILTIN[name]
-        return {"name": name, **entry.metadata, "source": {"url": entry.url, "file": entry.filename, "sha256": entry.sha256}}, None
+        return {"name": name, **entry.metadata, "source": entry.source()}, None
     directory = entry_dir(name, version, store)
     return read_metadata(directory), directory
 

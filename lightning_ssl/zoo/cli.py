@@ -1,4 +1,5 @@
-"""Command line: ``python -m zoo list | info NAME | publish CHECKPOINT NAME`` (``--store DIR`` anywhere)."""
+"""Command line: ``python -m lightning_ssl zoo [--store DIR] list | info NAME | publish CHECKPOINT NAME |
+import-builtin NAME FILE | push NAME hf://USER/REPO | export NAME --format FORMAT DIR``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from collections.abc import Sequence
 from lightning_ssl.zoo.card import info
 from lightning_ssl.zoo.catalog import list_entries
 from lightning_ssl.zoo.errors import ZooError
+from lightning_ssl.zoo.export import FORMATS, export
+from lightning_ssl.zoo.fetch import import_builtin
 from lightning_ssl.zoo.publish import publish
+from lightning_ssl.zoo.push import push
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,6 +28,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     make = commands.add_parser("publish", help="publish the network of a Lightning checkpoint as NAME")
     make.add_argument("checkpoint")
     make.add_argument("name")
+    bring = commands.add_parser(
+        "import-builtin", help="install the official file of built-in NAME downloaded elsewhere (for machines offline)"
+    )
+    bring.add_argument("name")
+    bring.add_argument("file")
+    send = commands.add_parser("push", help="upload NAME (or NAME@v<k>) to the Hugging Face Hub repository hf://USER/REPO")
+    send.add_argument("name")
+    send.add_argument("target")
+    out = commands.add_parser("export", help="write NAME as a MONAI bundle or an ONNX encoder into the new folder DIR")
+    out.add_argument("name")
+    out.add_argument("directory", metavar="DIR")
+    out.add_argument("--format", required=True, choices=FORMATS, dest="fmt")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -35,6 +51,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{row['name']:<{width}}  {version:<4}  {row['method'] or '-':<10}  {row['data'] or '-'}  [{row['source']}]")
         elif args.command == "info":
             print(info(args.name, args.store), end="")
+        elif args.command == "push":
+            commit = push(args.name, args.target, args.store)
+            print(f"pushed {args.name} to {args.target} at commit {commit}; load it with zoo.load({args.target!r})")
+        elif args.command == "export":
+            print(export(args.name, args.fmt, args.directory, args.store))
+        elif args.command == "import-builtin":
+            print(import_builtin(args.name, args.file, args.store))
         else:
             print(publish(args.checkpoint, args.name, args.store))
     except (ZooError, ValueError, FileNotFoundError) as error:

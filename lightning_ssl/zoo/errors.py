@@ -19,3 +19,11 @@ class ZooChecksumError(ZooError, ChecksumError):
 
 class ZooDownloadError(ZooError, DownloadError):
     """A file that could not be fetched."""
+
+
+class ZooMismatchError(ZooError, ValueError):
+    """Zoo weights that do not fit the module they are loaded into; nothing was loaded."""
+
+
+class ZooMetadataError(ZooError, ValueError):
+    """An entry's metadata that does not describe a network registered in this version; nothing is imported."""

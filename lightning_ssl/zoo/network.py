@@ -7,32 +7,50 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from lightning_ssl.models import build_network
+from lightning_ssl.models import NETWORKS, build_network
+from lightning_ssl.zoo.errors import ZooMetadataError
 from lightning_ssl.zoo.store import PARTS
 
 
 def architecture_of(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``architecture`` of ``metadata`` as ``{"name": str, "kwargs": dict}``; raises ValueError if malformed."""
+    """The ``architecture`` of ``metadata`` as ``{"name": str, "kwargs": dict}``; ZooMetadataError if malformed."""
     architecture = metadata.get("architecture")
     if not isinstance(architecture, Mapping) or not isinstance(architecture.get("name"), str):
-        raise ValueError('metadata needs "architecture": {"name": <registered network>, "kwargs": {...}}')
+        raise ZooMetadataError('metadata needs "architecture": {"name": <registered network>, "kwargs": {...}}')
     kwargs = architecture.get("kwargs", {})
     if not isinstance(kwargs, Mapping):
-        raise ValueError(f'metadata["architecture"]["kwargs"] must be a dict, got {type(kwargs).__name__}')
+        raise ZooMetadataError(f'metadata["architecture"]["kwargs"] must be a dict, got {type(kwargs).__name__}')
     return {**architecture, "name": architecture["name"], "kwargs": dict(kwargs)}
 
 
-def build_from_metadata(metadata: Mapping[str, Any], device: str | torch.device | None = None) -> nn.Module:
-    """Build the network described by ``metadata["architecture"]`` (randomly initialised)."""
+def registered_architecture(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`architecture_of` ``metadata``, whose name must be a registered network (looked up, never imported)."""
     architecture = architecture_of(metadata)
+    if architecture["name"] not in NETWORKS:
+        raise ZooMetadataError(
+            f"cannot rebuild architecture {architecture['name']!r}: it is not a registered network (known: "
+            f"{', '.join(NETWORKS.names())}); the entry was published by another version of lightning_ssl or its "
+            "metadata.json was edited"
+        )
+    return architecture
+
+
+def build_from_metadata(metadata: Mapping[str, Any], device: str | torch.device | None = None) -> nn.Module:
+    """Build the network described by ``metadata["architecture"]`` (randomly initialised).
+
+    The name is looked up among the registered networks only (never imported), so metadata naming anything else,
+    like ``os.system``, is refused with one line (ZooMetadataError).
+    """
+    architecture = registered_architecture(metadata)
+    name = architecture["name"]
     try:
         with torch.device(device or "cpu"):
-            network = build_network(architecture["name"], **architecture["kwargs"])
+            network = build_network(name, **architecture["kwargs"])
     except (KeyError, TypeError, ValueError) as error:
         message = error.args[0] if error.args else error
-        raise ValueError(f"cannot rebuild architecture {architecture['name']!r}: {message}") from None
+        raise ZooMetadataError(f"cannot rebuild architecture {name!r}: {message}") from None
     if not isinstance(getattr(network, PARTS[0], None), nn.Module):
-        raise ValueError(f"network {architecture['name']!r} has no .{PARTS[0]} submodule")
+        raise ZooMetadataError(f"network {name!r} has no .{PARTS[0]} submodule")
     return network
 
 

@@ -6,8 +6,11 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from importlib import metadata as distributions
@@ -29,6 +32,9 @@ log = logging.getLogger(__name__)
 RESERVED_KEYS = ("name", "version", "created", "files", "versions")
 CHECKPOINT_PREFIX = "network."
 CHECKPOINT_METADATA_KEY = "zoo_metadata"
+STAGING_PREFIX = ".tmp-"
+STALE_AFTER = 24 * 3600.0  # seconds before a staging folder whose owner cannot be checked counts as abandoned
+_STAGING = re.compile(r"\.tmp-(?P<host>[A-Za-z0-9._]+)-(?P<pid>[0-9]+)-[a-z0-9_]+")
 
 
 def publish_network(
@@ -163,15 +169,15 @@ def _jsonable(value: Any, where: str) -> Any:
 def _software_versions() -> dict[str, str | None]:
     """Versions of the software that wrote an entry."""
     return {
-        "lightning_ssl": _distribution_version("lightning-ssl"),
+        "lightning_ssl": distribution_version("lightning-ssl"),
         "torch": torch.__version__,
-        "pytorch_lightning": _distribution_version("pytorch-lightning") or _distribution_version("lightning"),
-        "safetensors": getattr(safetensors, "__version__", None) or _distribution_version("safetensors"),
+        "pytorch_lightning": distribution_version("pytorch-lightning") or distribution_version("lightning"),
+        "safetensors": getattr(safetensors, "__version__", None) or distribution_version("safetensors"),
         "python": platform.python_version(),
     }
 
 
-def _distribution_version(distribution: str) -> str | None:
+def distribution_version(distribution: str) -> str | None:
     """Installed version of a distribution, None if absent."""
     try:
         return distributions.version(distribution)
@@ -183,7 +189,8 @@ def _commit(name: str, blobs: Mapping[str, bytes], record: dict[str, Any], store
     """Write the entry into a temporary directory, then rename it to the next free ``v<k>``."""
     parent = store_root(store) / name
     parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+    remove_stale_staging(parent)
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{_host()}-{os.getpid()}-", dir=parent))
     try:
         os.chmod(staging, 0o755)
         for part, blob in blobs.items():
@@ -206,6 +213,43 @@ def _commit(name: str, blobs: Mapping[str, bytes], record: dict[str, Any], store
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def remove_stale_staging(parent: Path) -> None:
+    """Delete the staging folders in ``parent`` that killed publishes left behind: those of a process of this machine
+    that no longer runs, and any other (another machine's, an older version's) untouched for ``STALE_AFTER`` seconds.
+    A publish still in progress keeps its folder."""
+    for child in parent.iterdir():
+        if child.is_dir() and child.name.startswith(STAGING_PREFIX) and _abandoned(child):
+            log.info("removing %s, left by a publish that did not finish", child)
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def _abandoned(staging: Path) -> bool:
+    """Whether no running publish owns the staging folder ``staging``."""
+    match = _STAGING.fullmatch(staging.name)
+    if match and match["host"] == _host() and os.name == "posix":
+        return not _running(int(match["pid"]))
+    try:
+        return time.time() - staging.stat().st_mtime > STALE_AFTER
+    except FileNotFoundError:
+        return False
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` of this machine is running (POSIX)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _host() -> str:
+    """This machine's name, as it may appear in a folder name."""
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "localhost"
 
 
 def _write_durably(path: Path, data: bytes) -> None:

@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from collections.abc import Mapping
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import huggingface_hub.constants
 import pytest
 import torch
+from fake_hub import FakeHub
 from torch import nn
-from zoo_helpers import Server, small_unet, unet_kwargs, unet_metadata
+from zoo_helpers import Server, small_unet, unet_metadata
 
 from lightning_ssl import zoo
+from lightning_ssl.io.hub import HubFile
 from lightning_ssl.models import build_network
 
 FILENAME = "toy_official.pt"
 
 
-def convert_toy(path: Path) -> tuple[nn.Module, dict[str, Any]]:
+def convert_toy(path: Path, metadata: Mapping[str, Any]) -> nn.Module:
     """A converter for a plain torch-saved U-Net state dict."""
-    network = build_network("unet", **unet_kwargs(2))
+    network = build_network(metadata["architecture"]["name"], **metadata["architecture"]["kwargs"])
     network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return network, unet_metadata(method="toy", data="toy data")
+    return network
 
 
 @pytest.fixture
@@ -83,7 +88,7 @@ def test_unpinned_entry_trusts_the_first_download_only(
     for child in (store / "toy_builtin" / "v1").iterdir():
         child.unlink()
     (store / "toy_builtin" / "v1").rmdir()
-    with pytest.raises(zoo.ZooChecksumError, match="recorded at first download"):
+    with pytest.raises(zoo.ZooChecksumError, match=f"but {cached}.sha256 recorded {digest}.*delete {cached}.sha256 and try again"):
         zoo.load("toy_builtin", store=store)
     cached.unlink()
     torch.save(small_unet(seed=7).state_dict(), http_server.root / FILENAME)
@@ -143,3 +148,115 @@ def test_concurrent_first_loads_fetch_and_publish_once(
     assert len(modules) == 4
     assert zoo.versions("toy_builtin", store=store) == [1]
     assert len(http_server.requests) == 1
+
+
+ERROR_PAGE = b"<html><body>502 Bad Gateway</body></html>"
+
+
+def test_an_error_page_is_never_trusted_and_the_official_file_then_loads(
+    http_server: Server, official: tuple[nn.Module, str], store: Path, builtin_names: list[str]
+) -> None:
+    network, digest = official
+    official_bytes = (http_server.root / FILENAME).read_bytes()
+    (http_server.root / FILENAME).write_bytes(ERROR_PAGE)
+    register("toy_builtin", http_server.file_url(FILENAME), None, builtin_names)
+    cached = store / "_downloads" / FILENAME
+    with pytest.raises(zoo.ZooError, match="not a usable toy_official.pt .* it was deleted") as raised:
+        zoo.load("toy_builtin", store=store)
+    assert "zoo import-builtin toy_builtin FILE" in str(raised.value) and "\n" not in str(raised.value)
+    assert not cached.exists() and not cached.with_name(FILENAME + ".sha256").exists()
+    (http_server.root / FILENAME).write_bytes(official_bytes)
+    model = zoo.load("toy_builtin", part="model", store=store)
+    x = torch.randn(1, 1, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(model(x), network(x))
+    assert cached.with_name(FILENAME + ".sha256").read_text().split()[0] == digest
+
+
+def test_a_record_of_an_error_page_left_by_an_older_version_is_dropped(
+    closed_port_url: str, official: tuple[nn.Module, str], http_server: Server, store: Path, builtin_names: list[str]
+) -> None:
+    cached = store / "_downloads" / FILENAME
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(ERROR_PAGE)
+    record = cached.with_name(FILENAME + ".sha256")
+    record.write_text(f"{hashlib.sha256(ERROR_PAGE).hexdigest()}  {FILENAME}\n")
+    register("toy_builtin", closed_port_url, None, builtin_names)
+    with pytest.raises(zoo.ZooError, match=f"{cached} is not a usable .* delete it, or install the official file"):
+        zoo.load("toy_builtin", store=store)
+    assert not record.exists() and cached.exists()
+    cached.write_bytes((http_server.root / FILENAME).read_bytes())
+    zoo.load("toy_builtin", store=store)
+    assert record.read_text().split()[0] == official[1]
+
+
+def test_import_builtin_installs_a_file_downloaded_elsewhere(
+    closed_port_url: str, official: tuple[nn.Module, str], http_server: Server, store: Path, builtin_names: list[str]
+) -> None:
+    network, digest = official
+    register("toy_builtin", closed_port_url, None, builtin_names)
+    directory = zoo.import_builtin("toy_builtin", http_server.root / FILENAME, store=store)
+    assert directory == store / "toy_builtin" / "v1"
+    assert (store / "_downloads" / FILENAME).read_bytes() == (http_server.root / FILENAME).read_bytes()
+    assert (store / "_downloads" / (FILENAME + ".sha256")).read_text().split()[0] == digest
+    model = zoo.load("toy_builtin", part="model", store=store)
+    x = torch.randn(1, 1, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(model(x), network(x))
+    assert zoo.import_builtin("toy_builtin", http_server.root / FILENAME, store=store) == directory
+    assert zoo.versions("toy_builtin", store=store) == [1] and http_server.requests == []
+
+
+def test_import_builtin_applies_the_same_checks(
+    closed_port_url: str, official: tuple[nn.Module, str], tmp_path: Path, store: Path, builtin_names: list[str]
+) -> None:
+    register("toy_builtin", closed_port_url, official[1], builtin_names)
+    other = tmp_path / "other.pt"
+    torch.save(small_unet(seed=8).state_dict(), other)
+    with pytest.raises(zoo.ZooChecksumError, match=f"{other} has sha256 .* the catalog card of 'toy_builtin' pins {official[1]}"):
+        zoo.import_builtin("toy_builtin", other, store=store)
+    zoo.register_builtin("toy_builtin", dataclasses.replace(zoo.BUILTIN["toy_builtin"], sha256=None), overwrite=True)
+    page = tmp_path / "page.pt"
+    page.write_bytes(ERROR_PAGE)
+    with pytest.raises(zoo.ZooError, match="is not a usable toy_official.pt"):
+        zoo.import_builtin("toy_builtin", page, store=store)
+    with pytest.raises(zoo.ZooError, match="no such file"):
+        zoo.import_builtin("toy_builtin", tmp_path / "absent.pt", store=store)
+    with pytest.raises(zoo.ZooNotFoundError, match="not a built-in zoo entry"):
+        zoo.import_builtin("nobody", other, store=store)
+    assert zoo.versions("toy_builtin", store=store) == [] and page.exists()
+
+
+def register_hub(name: str, revision: str, names: list[str]) -> None:
+    """Register a toy built-in whose file is on the (fake) Hub."""
+    hub = HubFile("toy/official", FILENAME, revision)
+    zoo.register_builtin(name, zoo.BuiltinEntry(hub.url, FILENAME, None, convert_toy, unet_metadata(), hub=hub))
+    names.append(name)
+
+
+def test_hub_file_is_pinned_to_the_revision_and_cached_by_hugging_face(
+    fake_hub: FakeHub, official: tuple[nn.Module, str], http_server: Server, store: Path, tmp_path: Path,
+    builtin_names: list[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    network, digest = official
+    pinned = fake_hub.add("toy/official", {FILENAME: (http_server.root / FILENAME).read_bytes()})
+    fake_hub.add("toy/official", {FILENAME: b"a newer file on main"})
+    register_hub("toy_hub", pinned, builtin_names)
+    model = zoo.load("toy_hub", part="model", store=store)
+    x = torch.randn(1, 1, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(model(x), network(x))
+    assert fake_hub.requests == [("HEAD", f"/toy/official/resolve/{pinned}/{FILENAME}"), ("GET", f"/toy/official/resolve/{pinned}/{FILENAME}")]
+    assert (store / "_downloads" / (FILENAME + ".sha256")).read_text().split()[0] == digest
+    assert not (store / "_downloads" / FILENAME).exists(), "the file stays in the Hugging Face cache"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    zoo.load("toy_hub", store=tmp_path / "second_store")
+    assert len(fake_hub.requests) == 2
+
+
+def test_missing_hub_revision_is_one_line(fake_hub: FakeHub, store: Path, builtin_names: list[str]) -> None:
+    fake_hub.add("toy/official", {FILENAME: b"x"})
+    register_hub("toy_hub", "v9", builtin_names)
+    with pytest.raises(zoo.ZooDownloadError, match=r"toy/official@v9/toy_official.pt\) from the Hugging Face Hub at http://127.0.0.1:\d+: ") as raised:
+        zoo.load("toy_hub", store=store)
+    assert "\n" not in str(raised.value) and "zoo import-builtin toy_hub FILE" in str(raised.value)

@@ -73,3 +73,50 @@ def test_info_of_a_builtin_needs_no_download(store: Path) -> None:
     assert not (store / "_downloads").exists()
     with pytest.raises(zoo.ZooNotFoundError):
         zoo.info("unknown", store=store)
+
+
+LABEL_EFFICIENCY = {
+    "task": "pneumoniamnist classification, fine-tuned 300 steps",
+    "metric": "test/auc",
+    "report": "results/label_efficiency.md",
+    "scores": [
+        {"labels": 47, "score": 0.921, "scratch": 0.889, "gain": 0.032, "std": 0.054, "seeds": 3},
+        {"labels": 4690, "score": 0.959, "scratch": 0.952, "gain": 0.007, "std": 0.005, "seeds": 3},
+    ],
+}
+
+
+def test_card_shows_downstream_results_and_meaningful_metrics_only(store: Path) -> None:
+    metrics = {"train/loss": 0.5, "val/loss": 0.25, "lr-Adam/pg1": 0.001, "lr-Adam/pg2": 0.01, "epoch": 3.0, "step": 300.0}
+    directory = zoo.publish_network("toy", small_unet(), unet_metadata(metrics=metrics), store=store)
+    checksummed = {path.name: path.read_bytes() for path in directory.iterdir()}
+    assert "## Downstream results\nnone measured yet" in zoo.info("toy", store=store)
+    path = zoo.record_downstream("toy", LABEL_EFFICIENCY, store=store)
+    assert path == directory / "downstream.json"
+    assert {name: (directory / name).read_bytes() for name in checksummed} == checksummed
+    card = zoo.info("toy@v1", store=store)
+    assert "pneumoniamnist classification, fine-tuned 300 steps, test/auc (from results/label_efficiency.md):" in card
+    assert "| 47 | 0.921 | 0.889 | +0.032 ± 0.054 (3 seeds) |" in card
+    assert "| 4690 | 0.959 | 0.952 | +0.007 ± 0.005 (3 seeds) |" in card
+    assert "| val/loss | 0.25 |" in card and "| train/loss | 0.5 |" in card
+    assert "lr-Adam" not in card and "| epoch |" not in card and "| step |" not in card
+    zoo.record_downstream("toy", {**LABEL_EFFICIENCY, "scores": [{"labels": 47, "gain": -0.01}]}, store=store)
+    card = zoo.info("toy", store=store)
+    assert "| 47 | - | - | -0.010 |" in card and "0.921" not in card
+    assert zoo.load("toy", store=store) is not None
+
+
+@pytest.mark.parametrize(
+    ("result", "message"),
+    [
+        ({**LABEL_EFFICIENCY, "report": ""}, "needs 'report' as text"),
+        ({**LABEL_EFFICIENCY, "scores": []}, 'needs "scores"'),
+        ({**LABEL_EFFICIENCY, "scores": [{"labels": "47", "gain": 0.1}]}, r'scores\[0\] needs "labels"'),
+        ({**LABEL_EFFICIENCY, "scores": [{"labels": 47, "gain": 0.1, "std": "big"}]}, r"scores\[0\]: std must be numbers"),
+    ],
+)
+def test_malformed_downstream_results_are_refused(store: Path, result: dict, message: str) -> None:
+    zoo.publish_network("toy", small_unet(), unet_metadata(), store=store)
+    with pytest.raises(zoo.ZooError, match=message):
+        zoo.record_downstream("toy", result, store=store)
+    assert not (store / "toy" / "v1" / "downstream.json").exists()

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,7 @@ from zoo_helpers import module, random_input, small_unet, unet_metadata
 
 from lightning_ssl import zoo
 from lightning_ssl.io.checksum import sha256_file
+from lightning_ssl.zoo.cli import main as cli_main
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
@@ -151,3 +156,45 @@ def test_encoder_only_entry_loads_its_encoder_and_refuses_the_decoder(store: Pat
 def test_publishing_needs_the_encoder(store: Path) -> None:
     with pytest.raises(ValueError, match="must include 'encoder'"):
         zoo.publish_network("nothing", small_unet(2), unet_metadata(2), store=store, parts=["decoder"])
+
+
+def test_next_publish_removes_what_killed_publishes_left_but_not_publishes_in_progress(store: Path) -> None:
+    publish = module("lightning_ssl.zoo.publish")
+    zoo.publish_network("small", small_unet(seed=1), unet_metadata(), store=store)
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    host = publish._host()
+    killed = [store / "small" / f".tmp-{host}-{finished.pid}-{suffix}" for suffix in ("a1b2c3d4", "e5f6g7h8")]
+    running = store / "small" / f".tmp-{host}-{os.getpid()}-i9j0k1l2"
+    other_machine = store / "small" / ".tmp-elsewhere-12-m3n4o5p6"
+    old, recent = store / "small" / ".tmp-q7r8s9t0", store / "small" / ".tmp-u1v2w3x4"
+    for folder in (*killed, running, other_machine, old, recent):
+        folder.mkdir()
+        (folder / "encoder.safetensors").write_bytes(bytes(1 << 20))
+    day_ago = time.time() - publish.STALE_AFTER - 60
+    os.utime(old, (day_ago, day_ago))
+    zoo.publish_network("small", small_unet(seed=2), unet_metadata(), store=store)
+    left = sorted(path.name for path in (store / "small").iterdir())
+    assert left == sorted(["v1", "v2", running.name, other_machine.name, recent.name])
+
+
+def test_metadata_naming_an_unregistered_architecture_is_one_line_and_imports_nothing(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    directory = zoo.publish_network("small", small_unet(), unet_metadata(), store=store)
+    metadata = json.loads((directory / "metadata.json").read_text())
+    metadata["architecture"] = {"name": "os.system", "kwargs": {"command": "touch pwned"}}
+    (directory / "metadata.json").write_text(json.dumps(metadata))
+
+    def forbidden(*args: object) -> None:
+        raise AssertionError("os.system was called")
+
+    monkeypatch.setattr(os, "system", forbidden)
+    with pytest.raises(zoo.ZooMetadataError) as raised:
+        zoo.load("small", store=store)
+    message = str(raised.value)
+    assert message.startswith("cannot rebuild architecture 'os.system': it is not a registered network (known: ")
+    assert "\n" not in message and "unet" in message
+    assert cli_main(["--store", str(store), "export", "small", "--format", "monai-bundle", str(tmp_path / "b")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("zoo: error: cannot rebuild architecture 'os.system'") and err.count("\n") == 1
