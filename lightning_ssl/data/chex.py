@@ -8,12 +8,16 @@ Layout as unpacked from the official download (Mendeley "ChestXRay2017" or the K
 
 Patient ids come from the file names (the regexes below, matched against the name without extension):
 
-- pneumonia ``person1_bacteria_1``, ``person1_virus_6`` -> ``person1`` (and the type, bacteria or virus):
-  ``PNEUMONIA_NAME = ^(person\d+)_(bacteria|virus)_\d+$``
-- normal ``IM-0115-0001`` -> ``IM-0115``, ``NORMAL2-IM-0027-0001`` -> ``NORMAL2-IM-0027``:
-  ``NORMAL_NAME = ^((?:NORMAL2-)?IM-\d+)-\d+$``
+- pneumonia ``person1_bacteria_1``, ``person1_virus_6``, ``person447_virus_921_1`` -> ``person1`` / ``person447``
+  (and the type, bacteria or virus): ``PNEUMONIA_NAME = ^(person\d+)_(bacteria|virus)_\d+(?:_\d+)?$``
+- normal ``IM-0115-0001``, ``IM-0429-0001-0002`` -> ``IM-0115`` / ``IM-0429``, ``NORMAL2-IM-0027-0001``,
+  ``NORMAL2-IM-0173-0001-0001`` -> ``NORMAL2-IM-0027`` / ``NORMAL2-IM-0173``:
+  ``NORMAL_NAME = ^((?:NORMAL2-)?IM-\d+)(?:-\d+){1,2}$`` (some names carry a third number)
 
 A name matching neither is its own patient (its file name without extension), with one warning.
+
+The download numbers patients once across its folders: a ``personN`` of ``test`` with other image numbers is also in
+``train`` (170 children of the 224 x 224 copy), so ``drop_test_patients`` leaves such children's train/val images out.
 """
 
 from __future__ import annotations
@@ -39,8 +43,8 @@ from lightning_ssl.schema import ConfigError, FolderDataConfig
 
 log = logging.getLogger(__name__)
 
-PNEUMONIA_NAME = re.compile(r"^(person\d+)_(bacteria|virus)_\d+$", re.IGNORECASE)
-NORMAL_NAME = re.compile(r"^((?:NORMAL2-)?IM-\d+)-\d+$", re.IGNORECASE)
+PNEUMONIA_NAME = re.compile(r"^(person\d+)_(bacteria|virus)_\d+(?:_\d+)?$", re.IGNORECASE)
+NORMAL_NAME = re.compile(r"^((?:NORMAL2-)?IM-\d+)(?:-\d+){1,2}$", re.IGNORECASE)
 CLASS_FOLDERS = ("NORMAL", "PNEUMONIA")
 CLASS_NAMES = {"binary": ("normal", "pneumonia"), "three": ("normal", "bacteria", "virus")}
 LAYOUT = "<root>/chest_xray/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg"
@@ -52,7 +56,8 @@ class CheXConfig(FolderDataConfig):
 
     The official val split holds 16 images, so by default train+val are re-split by patient
     (``val_fraction`` of the patients, by ``seed``) and the official test is the test split;
-    ``official_val=true`` keeps the official train/val instead.
+    ``official_val=true`` keeps the official train/val instead. ``drop_test_patients``: leave out of train and val
+    the images of children who also have images in the official test (false keeps them, with a warning).
     """
 
     name: str = "chex"
@@ -62,6 +67,7 @@ class CheXConfig(FolderDataConfig):
     classes: str = "binary"
     official_val: bool = False
     val_fraction: float = 0.1
+    drop_test_patients: bool = True
 
 
 def patient_and_kind(stem: str) -> tuple[str | None, str | None]:
@@ -144,6 +150,31 @@ class CheXDataModule(BaseDataModule):
             log.warning("the official CheX train and val splits share %d patient(s), e.g. %s", len(shared), min(shared))
         return found["train"], found["val"]
 
+    def _without_test_patients(self, found: dict[str, list[Record]]) -> dict[str, list[Record]]:
+        """``found`` with the train/val images of patients of the official test left out (or kept, with a warning)."""
+        test = {r.patient_id for r in found.get("test", [])}
+        shared = sorted({r.patient_id for split in ("train", "val") for r in found.get(split, []) if r.patient_id in test})
+        if not shared:
+            return found
+        if not self.config.drop_test_patients:
+            log.warning(
+                "%d CheX patient(s) have images in both the official test and train/val (e.g. %s): "
+                "data.drop_test_patients=true leaves them out of train/val",
+                len(shared),
+                shared[0],
+            )
+            return found
+        kept = {split: [r for r in records if split == "test" or r.patient_id not in test] for split, records in found.items()}
+        dropped = sum(len(found[s]) - len(kept[s]) for s in found)
+        log.warning(
+            "%d train/val image(s) of %d CheX patient(s) who also have test images (e.g. %s) are left out, so no child is "
+            "on both sides of the test (data.drop_test_patients=false keeps them)",
+            dropped,
+            len(shared),
+            shared[0],
+        )
+        return kept
+
     def setup(self, stage: str | None = None) -> None:
         """Find the images, read patients and classes from the names, split train+val by patient."""
         if self.train_dataset is not None:
@@ -151,7 +182,7 @@ class CheXDataModule(BaseDataModule):
         cfg = self.config
         check_config(cfg)
         self._class_names()
-        found = self._read_layout()
+        found = self._without_test_patients(self._read_layout())
         if cfg.official_val:
             train, val = self._official_val(found)
         else:

@@ -14,6 +14,7 @@ from lightning_ssl.data import DATASETS
 from lightning_ssl.data.chex import CheXDataModule, patient_and_kind
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.train import pretrain
+from real_data import shared_file
 
 LAYOUT = {
     "train": {
@@ -87,6 +88,55 @@ def test_patients_and_types_come_from_the_file_names():
     assert patient_and_kind("IM-0115-0001") == ("IM-0115", None)
     assert patient_and_kind("NORMAL2-IM-0027-0001") == ("NORMAL2-IM-0027", None)
     assert patient_and_kind("scan_42") == (None, None)
+    assert patient_and_kind("IM-0429-0001-0002") == ("IM-0429", None)
+    assert patient_and_kind("NORMAL2-IM-0173-0001-0001") == ("NORMAL2-IM-0173", None)
+    assert patient_and_kind("person447_virus_921_1") == ("person447", "virus")
+
+
+def _split_of_every_patient(dm):
+    splits = {"train": dm.train_dataset, "val": dm.val_dataset, "test": dm.test_dataset}
+    where = {}
+    for split, dataset in splits.items():
+        for patient in _patients(dataset):
+            where.setdefault(patient, set()).add(split)
+    return where
+
+
+def test_images_with_three_numbers_stay_with_their_patient(chex, caplog):
+    extra = ["IM-0429-0001-0001", "IM-0429-0001-0002", "IM-0429-0002", "NORMAL2-IM-0173-0001-0001", "NORMAL2-IM-0173-0001-0002"]
+    for seed, name in enumerate(extra):
+        _jpeg(chex / "chest_xray" / "train" / "NORMAL" / f"{name}.jpeg", seed=seed)
+    _jpeg(chex / "chest_xray" / "train" / "PNEUMONIA" / "person447_virus_921_1.jpeg", seed=9)
+    with caplog.at_level(logging.WARNING):
+        for seed in range(6):
+            dm = _setup(chex, seed=seed, split_seed=seed, val_fraction=0.5)
+            assert all(len(splits) == 1 for splits in _split_of_every_patient(dm).values())
+            by_name = {r.image.stem: r.patient_id for d in (dm.train_dataset, dm.val_dataset) for r in d.records}
+            assert {by_name[n] for n in extra[:3]} == {"IM-0429"} and by_name["person447_virus_921_1"] == "person447"
+    assert "match neither" not in caplog.text
+
+
+def test_train_images_of_test_patients_are_left_out_unless_asked(chex, caplog):
+    _jpeg(chex / "chest_xray" / "train" / "PNEUMONIA" / "person100_virus_184.jpeg", seed=3)
+    with caplog.at_level(logging.WARNING):
+        dm = _setup(chex)
+    assert "person100" not in _patients(dm.train_dataset) | _patients(dm.val_dataset)
+    assert len(dm.train_dataset) + len(dm.val_dataset) == COUNTS["train"] + COUNTS["val"]
+    assert "1 train/val image(s) of 1 CheX patient(s) who also have test images (e.g. person100) are left out" in caplog.text
+    kept = _setup(chex, drop_test_patients=False)
+    assert len(kept.train_dataset) + len(kept.val_dataset) == COUNTS["train"] + COUNTS["val"] + 1
+
+
+def test_no_patient_of_the_real_chest_xrays_is_in_two_splits(caplog):
+    root = shared_file("chest_xray_224/chest_xray")
+    with caplog.at_level(logging.WARNING):
+        dm = _setup(root)
+    where = _split_of_every_patient(dm)
+    assert all(len(splits) == 1 for splits in where.values())
+    assert "match neither" not in caplog.text  # every name gives its patient
+    patient_of = {r.image.stem: r.patient_id for d in (dm.train_dataset, dm.val_dataset, dm.test_dataset) for r in d.records}
+    assert patient_of["IM-0429-0001-0001"] == patient_of["IM-0429-0001-0002"] == "IM-0429"
+    assert len(dm.test_dataset) == 624
 
 
 def test_items_follow_the_contract(chex):
