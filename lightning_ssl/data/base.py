@@ -17,6 +17,7 @@ from pytorch_lightning.utilities import CombinedLoader, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_ssl.data.budget import labeled_subset
+from lightning_ssl.data.disk_cache import cache_folder
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.sampling import ProcessShare, ShuffledBatches, Subset
 from lightning_ssl.schema import DataConfig, DataInfo
@@ -199,9 +200,7 @@ def cached_dataset(items: Sequence[dict], transform: Any, config: Any) -> Datase
     if config.cache == "memory":
         return CacheDataset(list(items), transform, cache_rate=config.cache_rate, num_workers=config.num_workers or None)
     if config.cache == "disk":
-        if not config.cache_dir:
-            raise DataError("data.cache=disk needs data.cache_dir=/a/folder/for/the/cache")
-        return PersistentDataset(list(items), transform, cache_dir=config.cache_dir)
+        return PersistentDataset(list(items), transform, cache_dir=cache_folder(config.cache_dir))
     raise DataError(f"data.cache={config.cache!r} is not one of {', '.join(CACHES)}")
 
 

@@ -1,5 +1,5 @@
 """What the 2D image DataModules share: PNG/JPEG/GIF read with PIL as grayscale in [0, 1], binary masks,
-records of files with their class and patient, a dataset over them, patient splits and in-memory caching."""
+records of files with their class and patient, a dataset over them, patient splits and caching (memory or disk)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from lightning_ssl.data.base import DataInfo, split_patients
+from lightning_ssl.data.disk_cache import ArrayCache, cache_folder
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.intensity import scale_to_unit
 from lightning_ssl.errors import one_line
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif")
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
-CACHES = ("none", "memory")
+CACHES = ("none", "memory", "disk")
 INTENSITY = "grey levels / 255 (16-bit images / 65535) -> [0, 1], resized to patch_size (bilinear, antialiased)"
 _READ_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
@@ -48,17 +49,14 @@ def image_info(config: Any, channel: str, modality: str, class_names: Sequence[s
 
 
 def check_config(config: Any) -> None:
-    """ConfigError unless the config asks for 2D images of a 2-value patch size; DataError for an unsupported cache."""
+    """ConfigError unless the config asks for 2D images of a 2-value patch size; DataError for an unknown cache."""
     if config.spatial_dims != 2 or len(config.patch_size) != 2:
         raise ConfigError(
             f"data {config.name!r} holds 2D images: set data.spatial_dims=2 and a 2-value data.patch_size "
             f"(got spatial_dims={config.spatial_dims}, patch_size={list(config.patch_size)})"
         )
     if config.cache not in CACHES:
-        raise DataError(
-            f"data.cache={config.cache!r} is not supported for 2D images (decoding a PNG/JPEG is as fast as a disk cache): "
-            f"use one of {', '.join(CACHES)}"
-        )
+        raise DataError(f"data.cache={config.cache!r} is not one of {', '.join(CACHES)}")
 
 
 def data_root(config: Any) -> Path:
@@ -177,17 +175,25 @@ class ImageDataset(Dataset):
     ``mask`` (1, H, W) uint8 {0, 1} and ``patient_id`` (str) when the records have them.
 
     ``cache="memory"`` reads the first ``cache_rate`` of the items once, here (``workers`` threads), and
-    keeps them as float32 (4 bytes a pixel); ``cache="none"`` reads every item on every access.
+    keeps them as float32 (4 bytes a pixel); ``disk`` (an ``ArrayCache``) decodes and resizes each item once and
+    stores it for every later epoch and run; ``cache="none"`` reads every item on every access.
     """
 
     def __init__(
-        self, records: Sequence[Record], size: Sequence[int], cache: str = "none", cache_rate: float = 1.0, workers: int = 0
+        self,
+        records: Sequence[Record],
+        size: Sequence[int],
+        cache: str = "none",
+        cache_rate: float = 1.0,
+        workers: int = 0,
+        disk: ArrayCache | None = None,
     ) -> None:
         self.records = list(records)
         self.size = [int(s) for s in size]
         self.has_label = _all_or_none([r.label is not None for r in self.records], "label")
         self.has_mask = _all_or_none([bool(r.masks) for r in self.records], "mask")
         self.has_patient = _all_or_none([r.patient_id is not None for r in self.records], "patient id")
+        self.disk = disk
         self._cache: dict[int, dict[str, Any]] = {}
         if cache == "memory":
             self._fill(round(cache_rate * len(self.records)), workers)
@@ -200,15 +206,23 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
+    def decode(self, record: Record) -> dict[str, np.ndarray]:
+        """The image (1, H, W) float32 and the union of the masks (1, H, W) uint8 of ``record``, decoded and resized."""
+        arrays = {"image": resize_image(read_gray(record.image), self.size)[None]}
+        if self.has_mask:
+            arrays["mask"] = np.maximum.reduce([resize_mask(read_binary_mask(path), self.size) for path in record.masks])[None]
+        return arrays
+
     def read(self, index: int) -> dict[str, Any]:
-        """Read and resize item ``index`` from disk."""
+        """Item ``index``: decoded from its files, or read from the disk cache."""
         record = self.records[index]
-        item: dict[str, Any] = {"image": torch.from_numpy(resize_image(read_gray(record.image), self.size))[None]}
+        if self.disk is None:
+            arrays = self.decode(record)
+        else:
+            arrays = self.disk.arrays([record.image, *record.masks], f"size {self.size}", lambda: self.decode(record))
+        item: dict[str, Any] = {key: torch.from_numpy(value) for key, value in arrays.items()}
         if self.has_label:
             item["label"] = torch.tensor(record.label, dtype=torch.int64)
-        if self.has_mask:
-            masks = [resize_mask(read_binary_mask(path), self.size) for path in record.masks]
-            item["mask"] = torch.from_numpy(np.maximum.reduce(masks))[None]
         if self.has_patient:
             item["patient_id"] = record.patient_id
         return item
@@ -232,7 +246,8 @@ class ImageDataset(Dataset):
 
 def image_dataset(records: Sequence[Record], config: Any) -> ImageDataset:
     """An ImageDataset of ``records`` at ``config.patch_size``, cached as ``config.cache`` says."""
-    return ImageDataset(records, config.patch_size, config.cache, config.cache_rate, config.num_workers)
+    disk = ArrayCache(cache_folder(config.cache_dir, "images2d")) if config.cache == "disk" else None
+    return ImageDataset(records, config.patch_size, config.cache, config.cache_rate, config.num_workers, disk)
 
 
 def patient_of(record: Record) -> str:

@@ -28,11 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from monai.data import Dataset as MonaiDataset
 from monai.transforms import Transform
 from PIL import Image
 from torch.utils.data import Dataset
 
 from lightning_ssl.data.base import BaseDataModule, DataInfo, cached_dataset, split_patients
+from lightning_ssl.data.disk_cache import ArrayCache, cache_folder
 from lightning_ssl.data.errors import DataError, data_errors
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import FolderDataConfig
@@ -61,7 +63,8 @@ class JSRTConfig(FolderDataConfig):
     """JSRT at ``patch_size`` (default 256 x 256) with SCR masks (``mask``) and the SCR or a seeded ``split``.
 
     ``val_fraction``: of fold1 with the SCR split, of every image with the random split; ``test_fraction``: random
-    split only. Images are read and resized once and kept in memory (``cache=memory``, the default).
+    split only. Images are read and resized once and kept in memory (``cache=memory``, the default), or stored in
+    ``cache_dir`` for later runs too (``cache=disk``).
     """
 
     name: str = "jsrt"
@@ -153,20 +156,34 @@ def read_binary_gif(path: str) -> np.ndarray:
 
 
 class LoadJSRT(Transform):
-    """A JSRT item of file names to tensors: ``image`` (1, H, W) float32, ``label``, ``patient_id``, ``mask`` (1, H, W) uint8."""
+    """A JSRT item of file names to tensors: ``image`` (1, H, W) float32, ``label``, ``patient_id``, ``mask`` (1, H, W) uint8.
 
-    def __init__(self, size: Sequence[int]) -> None:
+    With a ``disk`` cache the resized image and mask are decoded once and read back from it later.
+    """
+
+    def __init__(self, size: Sequence[int], disk: ArrayCache | None = None) -> None:
         self.size = [int(s) for s in size]
+        self.disk = disk
 
-    def __call__(self, item: dict) -> dict:
+    def decode(self, item: dict) -> dict[str, np.ndarray]:
         """Read, invert and resize the image; read, unite and resize its masks."""
         image = torch.from_numpy(read_jsrt(Path(item["image"])))[None, None]
         image = F.interpolate(image, size=self.size, mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1)
-        out = {"image": image[0], "label": torch.tensor(item["label"], dtype=torch.long), "patient_id": item["patient_id"]}
+        arrays = {"image": image[0].numpy()}
         if "mask_files" in item:
             mask = torch.from_numpy(read_mask(item["mask_files"])).to(torch.uint8)[None, None]
-            out["mask"] = F.interpolate(mask, size=self.size, mode="nearest-exact")[0]
-        return out
+            arrays["mask"] = F.interpolate(mask, size=self.size, mode="nearest-exact")[0].numpy()
+        return arrays
+
+    def __call__(self, item: dict) -> dict:
+        """The item's arrays (decoded, or from the disk cache) with its label and patient id."""
+        if self.disk is None:
+            arrays = self.decode(item)
+        else:
+            sources = [item["image"], *item.get("mask_files", [])]
+            arrays = self.disk.arrays(sources, f"size {self.size}", lambda: self.decode(item))
+        out = {key: torch.from_numpy(value) for key, value in arrays.items()}
+        return {**out, "label": torch.tensor(item["label"], dtype=torch.long), "patient_id": item["patient_id"]}
 
 
 class JSRTDataset(Dataset):
@@ -174,8 +191,11 @@ class JSRTDataset(Dataset):
 
     def __init__(self, items: list[dict], config: JSRTConfig) -> None:
         self.items = items
-        with data_errors():
-            self.dataset = cached_dataset(items, LoadJSRT(config.patch_size), config)
+        if config.cache == "disk":
+            self.dataset = MonaiDataset(items, LoadJSRT(config.patch_size, ArrayCache(cache_folder(config.cache_dir, "jsrt"))))
+        else:
+            with data_errors():
+                self.dataset = cached_dataset(items, LoadJSRT(config.patch_size), config)
 
     def __len__(self) -> int:
         return len(self.items)

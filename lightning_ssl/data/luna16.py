@@ -34,6 +34,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from lightning_ssl.data.base import CACHES, BaseDataModule, DataInfo, body_box, crop, ct_info, split_patients
+from lightning_ssl.data.disk_cache import cache_folder, source_stamp
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.intensity import ct_body_mask, window_hu
 from lightning_ssl.data.sampling import item_rng
@@ -203,23 +204,19 @@ def body_and_box(hu: np.ndarray, threshold: float, mhd: Path) -> tuple[np.ndarra
     return body, low, high
 
 
-def source_stamp(mhd: Path, threshold: float) -> str:
+def scan_stamp(mhd: Path, threshold: float) -> str:
     """Sizes and modification times of a scan's files, and the body threshold: a cache entry is valid while they hold."""
     data = mhd.parent / header_fields(mhd)["ElementDataFile"]
-    files = [mhd, data] if data.is_file() else [mhd]
-    return " ".join(f"{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files) + f" threshold:{threshold:g}"
+    return f"{source_stamp([mhd, data] if data.is_file() else [mhd])} threshold:{threshold:g}"
 
 
 def disk_cached_arrays(mhd: Path, cache_dir: str | None, threshold: float) -> tuple[np.ndarray, np.ndarray, dict]:
     """HU and body mask as memory maps of .npy files in ``cache_dir`` (written on first use), and the scan's facts."""
-    if not cache_dir:
-        raise DataError("data.cache=disk needs data.cache_dir=/a/folder/for/the/cache")
-    folder = Path(cache_dir).expanduser() / "luna16"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = cache_folder(cache_dir, "luna16")
     stem = mhd.name.removesuffix(".mhd")
     paths = {key: folder / f"{stem}.{key}.npy" for key in ("hu", "body")}
     facts_path = folder / f"{stem}.facts.npz"
-    stamp = source_stamp(mhd, threshold)
+    stamp = scan_stamp(mhd, threshold)
     facts = dict(np.load(facts_path)) if facts_path.is_file() else {}
     if str(facts.get("stamp")) != stamp:
         hu, affine, ras = read_hu(mhd)

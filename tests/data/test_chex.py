@@ -202,8 +202,31 @@ def test_label_budgets_and_memory_cache(chex):
     cached = _setup(chex, cache="memory")
     assert len(cached.train_dataset._cache) == len(cached.train_dataset)
     assert torch.equal(cached.train_dataset[3]["image"], dm.train_dataset[3]["image"])
-    with pytest.raises(DataError, match="data.cache='disk' is not supported for 2D images"):
+    with pytest.raises(DataError, match="data.cache=disk needs data.cache_dir="):
         _setup(chex, cache="disk")
+
+
+def _no_decoding(*args, **kwargs):
+    raise AssertionError("an image file was opened")
+
+
+def test_disk_cache_decodes_every_image_once_across_runs(chex, tmp_path, monkeypatch):
+    settings = {"cache": "disk", "cache_dir": str(tmp_path / "cache")}
+    plain = _setup(chex).train_dataset
+    first = _setup(chex, **settings)
+    items = [first.train_dataset[i] for i in range(len(first.train_dataset))]
+    assert all(torch.equal(item["image"], plain[index]["image"]) for index, item in enumerate(items))
+    assert len(list((tmp_path / "cache" / "images2d").glob("*.npz"))) == len(items)
+    with monkeypatch.context() as patch:
+        patch.setattr(Image, "open", _no_decoding)
+        second = _setup(chex, **settings)
+        for index, item in enumerate(items):
+            again = second.train_dataset[index]
+            assert torch.equal(again["image"], item["image"])
+            assert again["label"] == item["label"] and again["patient_id"] == item["patient_id"]
+    changed = second.train_dataset.records[0].image
+    _jpeg(changed, seed=0, value=0)  # a file replaced under its name is decoded again
+    assert float(_setup(chex, **settings).train_dataset[0]["image"].max()) < 0.05
 
 
 def test_layout_errors_explain_the_expected_layout(tmp_path):

@@ -128,6 +128,18 @@ def test_without_masks_or_scr(jsrt, tmp_path):
         _setup(jsrt / "All247images", split="scr")
 
 
+def test_disk_cache_reads_no_file_on_the_second_run(jsrt, tmp_path, monkeypatch):
+    memory = _setup(jsrt)
+    disk = {"cache": "disk", "cache_dir": str(tmp_path / "cache")}
+    [_setup(jsrt, **disk).train_dataset[index] for index in range(2)]
+    monkeypatch.setattr("lightning_ssl.data.jsrt.read_jsrt", lambda path: pytest.fail(f"{path} was read again"))
+    monkeypatch.setattr(Image, "open", lambda *args, **kwargs: pytest.fail("a mask was read again"))
+    again = _setup(jsrt, **disk)
+    for index in range(2):
+        for key in ("image", "mask", "label"):
+            assert torch.equal(again.train_dataset[index][key], memory.train_dataset[index][key])
+
+
 def test_label_budget(jsrt):
     labeled, unlabeled = _setup(jsrt, label_budget=1, cache="none").budget_indices()
     assert len(labeled) == 1 and len(unlabeled) == 1
