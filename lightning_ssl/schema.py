@@ -79,9 +79,9 @@ class MethodConfig:
 class DataConfig:
     """Fields every dataset has.
 
-    ``seed``: draws the label budget (and, for data made on the fly, what is sampled); ``split_seed``: draws the
-    train/val/test split of data without an official one, independent of ``seed``, so every budget and
-    initialisation seed sees the same test images. ``label_budget``: how many training labels to keep (None or
+    ``seed``: draws the label budget, the training order and the random training patches; ``split_seed``: draws the
+    train/val/test split of data without an official one, the fixed validation/test patches and which phantoms are
+    made, independent of ``seed``, so every budget and initialisation seed sees the same test images. ``label_budget``: how many training labels to keep (None or
     "all", a fraction in (0, 1] such as 0.1, a percentage "10%", or a count such as 100), stratified by class and
     nested across budgets for one ``seed``; the rest of the training split is the unlabeled pool.
     """

@@ -310,7 +310,7 @@ class LoadCase(Transform):
 
 
 class BraTSPatches(Dataset):
-    """``patches_per_case`` patches per case, centred inside the brain: random per access, or fixed by ``seed``.
+    """``patches_per_case`` patches per case, centred inside the brain: random per access, or fixed by ``seed`` (the split seed).
 
     ``cases`` is a (cached) MONAI dataset of ``LoadCase`` outputs; with ``spatial_dims=2`` a patch is a 2D patch
     of one axial slice. Items: ``image``, ``patient_id``, ``meta`` (spacing) and, when ``with_mask``, ``mask``.
@@ -375,7 +375,7 @@ class BraTSPatches(Dataset):
 class BraTSDataModule(BaseDataModule):
     """BraTS (2017-2020, 2021, 2023+): 4-channel MRI patches inside the brain, canonical tumour labels, split by case.
 
-    BraTS has no labelled official test split: cases are split by ``seed`` (``val_fraction``, ``test_fraction``).
+    BraTS has no labelled official test split: cases are split by ``split_seed`` (``val_fraction``, ``test_fraction``).
     Label budgets count labeled training cases.
     """
 
@@ -425,7 +425,7 @@ class BraTSDataModule(BaseDataModule):
         with data_errors():
             volumes = cached_dataset([self._item(c, min_size) for c in cases], transform, cfg)
         ids = [c.case_id for c in cases]
-        return BraTSPatches(ids, volumes, cfg.patch_size, cfg.patches_per_case, random, cfg.seed, with_mask)
+        return BraTSPatches(ids, volumes, cfg.patch_size, cfg.patches_per_case, random, cfg.split_seed, with_mask)
 
     def setup(self, stage: str | None = None) -> None:
         """Find the cases, check their names and header shapes, split the labeled ones (or all) by case."""
@@ -449,7 +449,7 @@ class BraTSDataModule(BaseDataModule):
                 len(self.cases),
             )
         pool = labeled if with_mask else self.cases
-        splits = split_patients([c.case_id for c in pool], cfg.val_fraction, cfg.test_fraction, cfg.seed)
+        splits = split_patients([c.case_id for c in pool], cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
         part = {name: [c for c in pool if c.case_id in set(ids)] for name, ids in splits.items()}
         self.train_dataset = self._patches(part["train"], random=True, with_mask=with_mask)
         self.val_dataset = self._patches(part["val"], random=False, with_mask=with_mask)

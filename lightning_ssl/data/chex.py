@@ -55,7 +55,7 @@ class CheXConfig(FolderDataConfig):
     """Kermany chest X-rays at ``patch_size``; ``classes`` binary (normal, pneumonia) or three (normal, bacteria, virus).
 
     The official val split holds 16 images, so by default train+val are re-split by patient
-    (``val_fraction`` of the patients, by ``seed``) and the official test is the test split;
+    (``val_fraction`` of the patients, by ``split_seed``) and the official test is the test split;
     ``official_val=true`` keeps the official train/val instead. ``drop_test_patients``: leave out of train and val
     the images of children who also have images in the official test (false keeps them, with a warning).
     """
@@ -186,7 +186,7 @@ class CheXDataModule(BaseDataModule):
         if cfg.official_val:
             train, val = self._official_val(found)
         else:
-            splits = split_records(found["train"] + found.get("val", []), cfg.val_fraction, 0.0, cfg.seed)
+            splits = split_records(found["train"] + found.get("val", []), cfg.val_fraction, 0.0, cfg.split_seed)
             train, val = splits["train"], splits["val"]
         self.train_dataset = image_dataset(train, cfg)
         self.val_dataset = image_dataset(val, cfg)

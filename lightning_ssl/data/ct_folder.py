@@ -113,14 +113,14 @@ class CTFolderDataModule(BaseDataModule):
             train, val = self._slab_split(volumes[0])
             test: list[Volume] = []
         else:
-            splits = split_patients([v.patient_id for v in volumes], cfg.val_fraction, cfg.test_fraction, cfg.seed)
+            splits = split_patients([v.patient_id for v in volumes], cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
             by_split = {name: [v for v in volumes if v.patient_id in set(ids)] for name, ids in splits.items()}
             train, val, test = by_split["train"], by_split["val"], by_split["test"]
         patches = (cfg.patch_size, cfg.patches_per_volume, cfg.spatial_dims)
-        self.train_dataset = PatchDataset(train, *patches, random=True, seed=cfg.seed)
-        self.val_dataset = PatchDataset(val, *patches, random=False, seed=cfg.seed)
+        self.train_dataset = PatchDataset(train, *patches, random=True, seed=cfg.split_seed)
+        self.val_dataset = PatchDataset(val, *patches, random=False, seed=cfg.split_seed)
         if test:
-            self.test_dataset = PatchDataset(test, *patches, random=False, seed=cfg.seed)
+            self.test_dataset = PatchDataset(test, *patches, random=False, seed=cfg.split_seed)
 
     def _slab_split(self, volume: Volume) -> tuple[list[Volume], list[Volume]]:
         depth = volume.image.shape[-1]

@@ -167,7 +167,7 @@ class ImageFolderDataModule(BaseDataModule):
             )
             train, val, test = records, records, []
         else:
-            splits = split_records(records, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+            splits = split_records(records, cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
             train, val, test = splits["train"], splits["val"], splits["test"]
         self.train_dataset = image_dataset(train, cfg)
         self.val_dataset = self.train_dataset if val is train else image_dataset(val, cfg)

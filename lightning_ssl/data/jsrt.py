@@ -11,7 +11,7 @@ SCR masks: any ``fold1`` / ``fold2`` folder holding ``masks/left lung`` up to th
 folders exist. Images are resized to ``data.patch_size`` (default 256 x 256, antialiased bilinear), masks with
 nearest neighbours, ``mask`` (1, H, W) uint8 in {0, 1}.
 
-Split (``data.split``): scr = the SCR 2-fold split, fold1 train and validation (``val_fraction`` of it by seed),
+Split (``data.split``): scr = the SCR 2-fold split, fold1 train and validation (``val_fraction`` of it by split_seed),
 fold2 test: 112 / 12 / 123 images (MultiMix's 111 / 13 / 123 is ``data.val_fraction=0.105``); random = a seeded
 split of every image (``val_fraction``, ``test_fraction``); auto = scr when the SCR folders exist. One image per
 patient: the patient id is the image id (``JPCLN001``).
@@ -279,14 +279,14 @@ class JSRTDataModule(BaseDataModule):
         return item
 
     def _split(self, image_ids: list[str], folds: dict[str, str], split: str) -> dict[str, list[str]]:
-        """Image ids by split: fold1 into train and val by seed and fold2 as test, or a seeded split of every image."""
+        """Image ids by split: fold1 into train and val by split_seed and fold2 as test, or a seeded split of every image."""
         cfg = self.config
         if split == "random":
-            return split_patients(image_ids, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+            return split_patients(image_ids, cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
         outside = [i for i in image_ids if i not in folds]
         if outside:
             raise DataError(f"{outside[0]} has a JSRT image but no SCR mask in fold1 or fold2: set data.split=random")
-        ids = split_patients([i for i in image_ids if folds[i] == "fold1"], cfg.val_fraction, 0.0, cfg.seed)
+        ids = split_patients([i for i in image_ids if folds[i] == "fold1"], cfg.val_fraction, 0.0, cfg.split_seed)
         ids["test"] = [i for i in image_ids if folds[i] == "fold2"]
         return ids
 

@@ -57,7 +57,7 @@ LAYOUT = "<root>/subset0..subset9/<seriesuid>.mhd + .raw"
 class Luna16Config(FolderDataConfig):
     """LUNA16 scans by subset: Models Genesis split (0-4 train, 5-6 val, 7-9 test), 32 cubes of 64x64x32 per scan.
 
-    ``val_fraction``: when no scan of ``val_subsets`` is present, that share of the training scans (by seed)
+    ``val_fraction``: when no scan of ``val_subsets`` is present, that share of the training scans (by ``split_seed``)
     validates instead. ``annotations``: the nodule table, relative to ``root`` (absent: no labels).
     """
 
@@ -280,7 +280,7 @@ def background_origin(scan: Scan, size: np.ndarray, rng: np.random.Generator, tr
 class LunaPatches(Dataset):
     """``patches_per_volume`` patches per scan: one per nodule, the rest random in the body without nodule.
 
-    ``random=True`` draws new positions at every access (training); otherwise they are fixed by ``seed``.
+    ``random=True`` draws new positions at every access (training); otherwise they are fixed by ``split_seed``.
     With ``spatial_dims=2`` a patch is a 2D patch of one axial slice.
     """
 
@@ -294,7 +294,7 @@ class LunaPatches(Dataset):
         self.window = list(config.hu_window)
         self.spatial_dims = config.spatial_dims
         self.labelled = labelled
-        rng = np.random.default_rng(config.seed)
+        rng = np.random.default_rng(config.split_seed)
         self.fixed = None if random else [self._origin(i, rng) for i in range(len(self))]
 
     def __len__(self) -> int:
@@ -400,10 +400,10 @@ class Luna16DataModule(BaseDataModule):
         self.test_dataset = LunaPatches(scans["test"], cfg, random=False, labelled=labelled) if scans["test"] else None
 
     def _hold_out(self, train: list[Path]) -> tuple[list[Path], list[Path]]:
-        """(train, val) scans when no validation subset is present: ``val_fraction`` of the training scans by seed."""
+        """(train, val) scans when no validation subset is present: ``val_fraction`` of the training scans by split_seed."""
         cfg = self.config
         try:
-            split = split_patients([f.name for f in train], cfg.val_fraction, 0.0, cfg.seed)
+            split = split_patients([f.name for f in train], cfg.val_fraction, 0.0, cfg.split_seed)
         except DataError:
             raise DataError(
                 f"no scan of data.val_subsets={list(cfg.val_subsets)} and {len(train)} training scan(s) to hold out from: "

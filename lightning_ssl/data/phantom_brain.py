@@ -201,14 +201,14 @@ class PhantomBrainMRIDataModule(BaseDataModule):
             return
         self._check_config()
         cfg = self.config
-        volumes = {v.patient_id: v for v in map(self._volume, range(cfg.seed * 10_000, cfg.seed * 10_000 + cfg.num_patients))}
-        splits = split_by_tumour(volumes, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+        volumes = {v.patient_id: v for v in map(self._volume, range(cfg.split_seed * 10_000, cfg.split_seed * 10_000 + cfg.num_patients))}
+        splits = split_by_tumour(volumes, cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
 
         def make(split: str, random: bool) -> BrainPatches | None:
             chosen = [volumes[p] for p in splits[split]]
             if not chosen:
                 return None
-            return BrainPatches(chosen, cfg.patch_size, cfg.patches_per_volume, random, cfg.seed, cfg.tumour_patch_fraction)
+            return BrainPatches(chosen, cfg.patch_size, cfg.patches_per_volume, random, cfg.split_seed, cfg.tumour_patch_fraction)
 
         self.train_dataset = make("train", True)
         self.val_dataset = make("val", False)

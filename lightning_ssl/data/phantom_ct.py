@@ -56,13 +56,13 @@ class PhantomCTDataModule(BaseDataModule):
         if self.train_dataset is not None:
             return
         cfg = self.config
-        numbers = list(range(cfg.seed * 10_000, cfg.seed * 10_000 + cfg.num_patients))
+        numbers = list(range(cfg.split_seed * 10_000, cfg.split_seed * 10_000 + cfg.num_patients))
         ids = {str(n): n for n in numbers}
-        splits = split_patients(list(ids), cfg.val_fraction, cfg.test_fraction, cfg.seed)
+        splits = split_patients(list(ids), cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
 
         def make(split: str, random: bool) -> PatchDataset:
             volumes = [self._volume(ids[p]) for p in splits[split]]
-            return PatchDataset(volumes, cfg.patch_size, cfg.patches_per_volume, cfg.spatial_dims, random, cfg.seed)
+            return PatchDataset(volumes, cfg.patch_size, cfg.patches_per_volume, cfg.spatial_dims, random, cfg.split_seed)
 
         self.train_dataset = make("train", True)
         self.val_dataset = make("val", False)

@@ -25,7 +25,7 @@ CLASS_NAMES = ["normal", "pneumonia"]
 class PhantomXRayConfig(DataConfig):
     """Chest X-ray phantoms rendered at ``patch_size`` once, at setup, and kept in memory; one image per patient.
 
-    Each patient has pneumonia with probability ``pneumonia_fraction`` (drawn from ``seed`` and the patient).
+    Each patient has pneumonia with probability ``pneumonia_fraction`` (drawn from ``split_seed`` and the patient).
     """
 
     name: str = "phantom_xray"
@@ -99,7 +99,7 @@ class PhantomXRayDataModule(BaseDataModule):
 
     def _phantom(self, number: int) -> ChestXRayPhantom:
         cfg = self.config
-        pneumonia = bool(np.random.default_rng([cfg.seed, number]).random() < cfg.pneumonia_fraction)
+        pneumonia = bool(np.random.default_rng([cfg.split_seed, number]).random() < cfg.pneumonia_fraction)
         try:
             return chest_xray_phantom(number, tuple(cfg.patch_size), pneumonia)
         except ValueError as error:
@@ -111,7 +111,7 @@ class PhantomXRayDataModule(BaseDataModule):
             return
         self._check_config()
         cfg = self.config
-        phantoms = {p.patient_id: p for p in map(self._phantom, range(cfg.seed * 10_000, cfg.seed * 10_000 + cfg.num_patients))}
-        splits = split_patients(list(phantoms), cfg.val_fraction, cfg.test_fraction, cfg.seed)
+        phantoms = {p.patient_id: p for p in map(self._phantom, range(cfg.split_seed * 10_000, cfg.split_seed * 10_000 + cfg.num_patients))}
+        splits = split_patients(list(phantoms), cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
         datasets = {name: XRayPhantoms([phantoms[p] for p in ids]) if ids else None for name, ids in splits.items()}
         self.train_dataset, self.val_dataset, self.test_dataset = datasets["train"], datasets["val"], datasets["test"]

@@ -50,7 +50,7 @@ BUSI_MASK_NAME = re.compile(r"^(.+)_mask(?:_\d+)?$")
 @dataclass
 class FetalPlanesConfig(FolderDataConfig):
     """Fetal ultrasound planes (6 classes) at ``patch_size``: the official train/test split of the CSV's ``Train`` column,
-    ``val_fraction`` of the training patients held out for validation by ``seed``."""
+    ``val_fraction`` of the training patients held out for validation by ``split_seed``."""
 
     name: str = "fetal_planes"
     spatial_dims: int = 2
@@ -127,7 +127,7 @@ class FetalPlanesDataModule(BaseDataModule):
         train, test = [r for r, is_train in rows if is_train], [r for r, is_train in rows if not is_train]
         if not train:
             raise DataError(f"{path} puts no image in the training split (column Train = 1)")
-        splits = split_records(train, cfg.val_fraction, 0.0, cfg.seed)
+        splits = split_records(train, cfg.val_fraction, 0.0, cfg.split_seed)
         self.train_dataset = image_dataset(splits["train"], cfg)
         self.val_dataset = image_dataset(splits["val"], cfg)
         self.test_dataset = image_dataset(test, cfg) if test else None
@@ -135,7 +135,7 @@ class FetalPlanesDataModule(BaseDataModule):
 
 @dataclass
 class BUSIConfig(FolderDataConfig):
-    """BUSI breast ultrasound (benign, malignant, normal) with lesion masks at ``patch_size``, split by image by ``seed``."""
+    """BUSI breast ultrasound (benign, malignant, normal) with lesion masks at ``patch_size``, split by image by ``split_seed``."""
 
     name: str = "busi"
     spatial_dims: int = 2
@@ -201,7 +201,7 @@ class BUSIDataModule(BaseDataModule):
             raise DataError(f"no images in {base}/{{benign,malignant,normal}}: expected e.g. benign/benign (1).png")
         for record in records:
             check_mask_sizes(record.image, record.masks)
-        splits = split_records(records, cfg.val_fraction, cfg.test_fraction, cfg.seed, key=lambda r: str(r.image))
+        splits = split_records(records, cfg.val_fraction, cfg.test_fraction, cfg.split_seed, key=lambda r: str(r.image))
         self.train_dataset = image_dataset(splits["train"], cfg)
         self.val_dataset = image_dataset(splits["val"], cfg)
         self.test_dataset = image_dataset(splits["test"], cfg) if splits["test"] else None

@@ -293,3 +293,17 @@ def test_real_brats_2023_cases():
     assert set(case["mask"].unique().tolist()) == {0, 1, 2, 3} and case["image"].amax(dim=(1, 2, 3)).tolist() == [1.0] * 4
     unlabeled = dm.unlabeled_dataset()
     assert len(unlabeled) == 1 and unlabeled[0]["patient_id"] == "BraTS-GLI-00001-000" and "mask" not in unlabeled[0]
+
+
+def test_split_and_fixed_patches_follow_split_seed_not_seed(tmp_path):
+    write_set(tmp_path, labeled=6)
+    settings = {"val_fraction": 0.2, "test_fraction": 0.2, "patches_per_case": 2}
+
+    def test_split(**seeds):
+        test = setup(tmp_path, **settings, **seeds).test_dataset
+        return ids(test), torch.stack([test[i]["image"] for i in range(len(test))])
+
+    cases, patches = test_split(seed=0, split_seed=0)
+    other_seed = test_split(seed=9, split_seed=0)
+    assert other_seed[0] == cases and torch.equal(other_seed[1], patches)
+    assert any(test_split(seed=0, split_seed=s)[0] != cases for s in (1, 2, 3))

@@ -162,7 +162,7 @@ def test_train_and_val_are_resplit_by_patient_and_the_official_test_kept(chex):
     assert len(dm.train_dataset) + len(dm.val_dataset) == COUNTS["train"] + COUNTS["val"]
     assert [r.image.stem for r in dm.test_dataset.records] == LAYOUT["test"]["NORMAL"] + LAYOUT["test"]["PNEUMONIA"]
     assert _patients(_setup(chex).val_dataset) == val  # deterministic for one seed
-    assert {frozenset(_patients(_setup(chex, seed=s).val_dataset)) for s in range(4)} != {frozenset(val)}
+    assert {frozenset(_patients(_setup(chex, split_seed=s).val_dataset)) for s in range(4)} != {frozenset(val)}
     assert dm.train_labels().tolist() == [int(r.label) for r in dm.train_dataset.records]
     assert set(dm.metadata_vocabulary("patient_id")) == train
 

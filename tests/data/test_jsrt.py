@@ -220,3 +220,11 @@ def test_pretrains_on_jsrt_for_two_steps(jsrt, tmp_path, method):
     ]
     result = pretrain(build_config(overrides))
     assert result.zoo_entry is not None and (result.zoo_entry / "encoder.safetensors").is_file()
+
+
+def test_random_split_follows_split_seed_not_seed(jsrt):
+    def test_ids(**seeds):
+        return _ids(_setup(jsrt, split="random", mask="none", cache="none", **seeds).test_dataset)
+
+    assert test_ids(seed=0, split_seed=0) == test_ids(seed=5, split_seed=0)
+    assert any(test_ids(split_seed=s) != test_ids(split_seed=0) for s in (1, 2, 3))

@@ -169,7 +169,7 @@ def test_patients_never_cross_splits_and_fixed_patches_are_fixed() -> None:
 
 @pytest.mark.parametrize("seed", range(4))
 def test_every_split_holds_a_tumour_patient(seed: int) -> None:
-    dm = datamodule(num_patients=12, patches_per_volume=1, seed=seed)
+    dm = datamodule(num_patients=12, patches_per_volume=1, split_seed=seed)
     for split in (dm.train_dataset, dm.val_dataset, dm.test_dataset):
         assert any(volume.has_tumour for volume in split.volumes)
 
