@@ -273,6 +273,18 @@ def as_labels(labels: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(labels.astype(np.float32))
 
 
+def check_labels(labels: torch.Tensor, num_classes: int, path: Path, split: str) -> None:
+    """DataError naming the file, the split and the values when a class label lies outside 0..num_classes-1 (or a
+    multi-label entry is not 0 or 1): caught here rather than as an IndexError mid-training."""
+    allowed = (0, 1) if labels.dim() == 2 else tuple(range(num_classes))
+    values = torch.unique(labels).tolist()
+    wrong = [v for v in values if v not in allowed]
+    if wrong:
+        shown = ", ".join(f"{v:g}" for v in wrong[:8]) + (", ..." if len(wrong) > 8 else "")
+        expected = "0 or 1 (multi-label)" if labels.dim() == 2 else f"0..{num_classes - 1} ({num_classes} classes)"
+        raise DataError(f"{path}: {split}_labels hold the value(s) {shown}, expected {expected}: fix the file or data.flavour")
+
+
 @DATASETS.register("medmnist")
 @DATASETS.register("pneumoniamnist")
 class MedMNISTDataModule(BaseDataModule):
@@ -343,14 +355,17 @@ class MedMNISTDataModule(BaseDataModule):
         """Read the file into memory, check its layout against the config, resize to ``patch_size`` if needed."""
         if self.train_dataset is not None:
             return
-        cfg, path, channels, arrays = self.config, self.path(), self.info.in_channels, self._read()
+        cfg, path, arrays = self.config, self.path(), self._read()
+        info = self.info
         splits = []
         for split in SPLITS:
             images = channels_first(arrays[f"{split}_images"], cfg.spatial_dims, path)
-            if images.shape[1] != channels:
-                raise DataError(f"{path} holds {images.shape[1]}-channel images but {cfg.flavour} has {channels}")
+            if images.shape[1] != info.in_channels:
+                raise DataError(f"{path} holds {images.shape[1]}-channel images but {cfg.flavour} has {info.in_channels}")
             if list(images.shape[2:]) != list(cfg.patch_size):
                 images = resize(images, list(cfg.patch_size))
-            splits.append(MedMNISTDataset(images, as_labels(arrays[f"{split}_labels"])))
+            labels = as_labels(arrays[f"{split}_labels"])
+            check_labels(labels, info.num_classes, path, split)
+            splits.append(MedMNISTDataset(images, labels))
         self.train_dataset, self.val_dataset, self.test_dataset = splits
         self._arrays = None
