@@ -99,12 +99,18 @@ class DataConfig:
 @dataclass
 class FolderDataConfig(DataConfig):
     """A dataset read from files under ``root``, optionally cached: ``cache`` none, memory (``cache_rate`` of the
-    items kept in RAM) or disk (in ``cache_dir``, reused by later runs)."""
+    items kept in RAM) or disk (in ``cache_dir``, reused by later runs).
+
+    ``verify``: at setup, read every file cheaply (headers, a reduced decode, mask and label values) and stop before
+    training with one line per bad file; files that passed are recorded (in ``cache_dir``, else
+    ``~/.cache/lightning_ssl``) and not read again while unchanged. false skips the pass: a bad file then stops
+    training when it is first read."""
 
     root: Optional[str] = None
     cache: Cache = Cache.none
     cache_rate: float = 1.0
     cache_dir: Optional[str] = None
+    verify: bool = True
 
 
 @dataclass

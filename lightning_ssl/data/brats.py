@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Optional
 
@@ -42,6 +43,7 @@ from lightning_ssl.data.budget import labeled_subset
 from lightning_ssl.data.errors import DataError, data_errors
 from lightning_ssl.data.intensity import normalise_mri
 from lightning_ssl.data.sampling import Subset, item_rng
+from lightning_ssl.data.verify import FileCheck, Problems, verify_files
 from lightning_ssl.errors import one_line
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import ConfigError, FolderDataConfig
@@ -176,7 +178,11 @@ def find_cases(root: str | Path | None) -> list[Case]:
     folder = Path(root).expanduser()
     if not folder.is_dir():
         raise DataError(f"data.root={str(root)!r} is not a folder: point it at the folder holding the BraTS case folders")
-    cases = [read_case(f) for f in case_folders(folder)]
+    cases, problems = [], Problems()
+    for case_folder in case_folders(folder):
+        with problems.collect():
+            cases.append(read_case(case_folder))
+    problems.raise_any()
     if not cases:
         raise DataError(
             f"no BraTS case under {folder}: expected <root>/{LAYOUTS[2].example()} or <root>/{LAYOUTS[0].example()} "
@@ -232,16 +238,35 @@ def label_values(seg: np.ndarray) -> list[float]:
     return np.unique(seg).tolist()
 
 
-def canonical_labels(seg: np.ndarray, convention: str, path: str | Path) -> np.ndarray:
-    """A BraTS label map in ``convention`` as the canonical uint8 map; DataError naming the file for other values."""
+def check_label_values(seg: np.ndarray, convention: str, path: str | Path) -> None:
+    """DataError naming the file when a label map holds values outside the BraTS ``convention``."""
     mapping = CONVENTIONS[convention]
     values = label_values(seg)
-    unexpected = [v for v in values if v not in mapping]
-    if unexpected:
+    if any(v not in mapping for v in values):
         raise DataError(
             f"{path} holds label values {values}, not all in the BraTS {convention} convention {sorted(mapping)}: "
             f"check data.label_convention (auto, 2017 or 2023) or the file"
         )
+
+
+def check_case_files(case: Case, convention: str) -> None:
+    """Read every voxel of a case's files: DataError naming a file that is cut short, holds NaN or infinite values,
+    or (the seg) labels outside ``convention``."""
+    for key, path in case.files.items():
+        try:
+            voxels = np.asanyarray(nib.load(str(path)).dataobj)
+        except Exception as error:  # nibabel, gzip and zlib raise many types for a file cut short
+            raise DataError(f"cannot read {path}: {one_line(error)} (is the file complete and a NIfTI volume?)") from None
+        if voxels.dtype.kind == "f" and not np.isfinite(voxels).all():
+            raise DataError(f"{path} holds NaN or infinite voxels: fix or exclude the case")
+        if key == "seg":
+            check_label_values(voxels, convention, path)
+
+
+def canonical_labels(seg: np.ndarray, convention: str, path: str | Path) -> np.ndarray:
+    """A BraTS label map in ``convention`` as the canonical uint8 map; DataError naming the file for other values."""
+    mapping = CONVENTIONS[convention]
+    check_label_values(seg, convention, path)
     lut = np.zeros(256, dtype=np.uint8)
     for source, target in mapping.items():
         lut[source] = target
@@ -409,9 +434,13 @@ class BraTSDataModule(BaseDataModule):
             raise ConfigError(f"data.patch_size={list(cfg.patch_size)} needs {cfg.spatial_dims} values for data.spatial_dims")
         intensity_of(cfg.mri_normalisation)
 
+    def _convention(self, case: Case) -> str:
+        """The label convention of ``case``: its layout's, or ``data.label_convention``."""
+        return case.layout.convention if self.config.label_convention == "auto" else self.config.label_convention
+
     def _item(self, case: Case, min_size: list[int]) -> dict[str, Any]:
         cfg = self.config
-        convention = case.layout.convention if cfg.label_convention == "auto" else cfg.label_convention
+        convention = self._convention(case)
         # The settings are part of the item so that a disk cache made with other settings is not reused.
         settings = {"label_convention": convention, "normalisation": cfg.mri_normalisation, "min_size": min_size}
         return {"patient_id": case.case_id, **settings, **{key: str(path) for key, path in case.files.items()}}
@@ -434,8 +463,13 @@ class BraTSDataModule(BaseDataModule):
         self._check_config()
         cfg = self.config
         self.cases = find_cases(cfg.root)
+        problems = Problems()
         for case in tqdm(self.cases, desc="checking BraTS headers", disable=len(self.cases) < 50):
-            check_shapes(case, cfg.patch_size)
+            with problems.collect():
+                check_shapes(case, cfg.patch_size)
+        problems.raise_any()
+        checks = [FileCheck(tuple(c.files.values()), partial(check_case_files, c, self._convention(c)), self._convention(c)) for c in self.cases]
+        verify_files(checks, cfg, "brats")
         labeled = [c for c in self.cases if c.labeled]
         if cfg.with_masks and not labeled:
             raise DataError(f"data.with_masks=true but no case under {cfg.root} has a seg file: set data.with_masks=false")

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from lightning_ssl.data.base import BaseDataModule
 from lightning_ssl.data.errors import DataError
+from lightning_ssl.data.verify import problem_lines
 from lightning_ssl.errors import one_line
 
 SPLITS = ("train", "val", "test")
@@ -83,8 +84,11 @@ def check_datamodule(datamodule: BaseDataModule) -> DataSummary:
         datamodule.prepare_data()
         datamodule.setup("fit")
         summary.class_names = list(datamodule.info.class_names)
-    except (DataError, FileNotFoundError) as error:
-        summary.problems.append(str(error))
+    except DataError as error:
+        summary.problems.extend(problem_lines(error))
+        return summary
+    except FileNotFoundError as error:
+        summary.problems.append(one_line(error))
         return summary
     for split in SPLITS:
         dataset = getattr(datamodule, f"{split}_dataset", None)

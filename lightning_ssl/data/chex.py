@@ -29,6 +29,7 @@ from pathlib import Path
 
 from lightning_ssl.data.base import BaseDataModule, DataInfo
 from lightning_ssl.data.errors import DataError
+from lightning_ssl.data.verify import Problems
 from lightning_ssl.data.images2d import (
     Record,
     check_config,
@@ -37,6 +38,7 @@ from lightning_ssl.data.images2d import (
     image_info,
     list_images,
     split_records,
+    verify_records,
 )
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import ConfigError, FolderDataConfig
@@ -112,7 +114,7 @@ class CheXDataModule(BaseDataModule):
             raise DataError(f"{path.name} in {path.parent} does not say bacteria or virus: use data.classes=binary")
         return 1 if kind == "bacteria" else 2
 
-    def _records(self, split_folder: Path, unmatched: list[str]) -> list[Record]:
+    def _records(self, split_folder: Path, unmatched: list[str], problems: Problems) -> list[Record]:
         records = []
         for folder in CLASS_FOLDERS:
             class_folder = split_folder / folder
@@ -122,7 +124,8 @@ class CheXDataModule(BaseDataModule):
                 patient, kind = patient_and_kind(path.stem)
                 if patient is None:
                     unmatched.append(path.name)
-                records.append(Record(path, self._label(folder, kind, path), patient_id=patient or path.stem))
+                with problems.collect():
+                    records.append(Record(path, self._label(folder, kind, path), patient_id=patient or path.stem))
         if not records:
             raise DataError(f"no images in {split_folder}/{{NORMAL,PNEUMONIA}}: expected {LAYOUT}")
         return records
@@ -130,7 +133,10 @@ class CheXDataModule(BaseDataModule):
     def _read_layout(self) -> dict[str, list[Record]]:
         base = chest_xray_folder(data_root(self.config))
         unmatched: list[str] = []
-        found = {split: self._records(base / split, unmatched) for split in ("train", "val", "test") if (base / split).is_dir()}
+        problems = Problems()
+        found = {split: self._records(base / split, unmatched, problems) for split in ("train", "val", "test") if (base / split).is_dir()}
+        problems.raise_any()
+        verify_records([r for records in found.values() for r in records], self.config, "chex")
         if unmatched:
             log.warning(
                 "%d CheX file name(s) match neither personN_(bacteria|virus)_M nor (NORMAL2-)IM-NNNN-MMMM (e.g. %s): "

@@ -17,6 +17,7 @@ from lightning_ssl.data.base import BaseDataModule, DataInfo, ct_info, split_pat
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.intensity import ct_body_mask, window_hu
 from lightning_ssl.data.patches import PatchDataset, Volume
+from lightning_ssl.data.verify import Problems
 from lightning_ssl.errors import one_line
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import FolderDataConfig
@@ -108,7 +109,11 @@ class CTFolderDataModule(BaseDataModule):
         if cfg.root is None:
             raise DataError("data.root is not set: pass data.root=/path/to/ct/folder")
         files = find_volumes(cfg.root, cfg.pattern, list(cfg.exclude))
-        volumes = [self._load(f) for f in tqdm(files, desc="reading CT volumes", disable=len(files) < 4)]
+        volumes, problems = [], Problems()
+        for path in tqdm(files, desc="reading CT volumes", disable=len(files) < 4):
+            with problems.collect():
+                volumes.append(self._load(path))
+        problems.raise_any()
         if len(volumes) == 1:
             train, val = self._slab_split(volumes[0])
             test: list[Volume] = []

@@ -14,16 +14,17 @@ from pathlib import Path
 
 from lightning_ssl.data.base import BaseDataModule, DataInfo
 from lightning_ssl.data.errors import DataError
+from lightning_ssl.data.verify import Problems
 from lightning_ssl.data.images2d import (
     Record,
     check_config,
-    check_mask_sizes,
     data_root,
     image_dataset,
     image_info,
     list_images,
     matches,
     split_records,
+    verify_records,
 )
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import FolderDataConfig
@@ -124,7 +125,6 @@ class ImageFolderDataModule(BaseDataModule):
             raise DataError(
                 f"{image} has no mask {image.stem}{suffix}.png (or .jpg) beside it (data.mask_suffix={suffix!r}): all or none"
             )
-        check_mask_sizes(image, [mask])
         return (mask,)
 
     def _label(self, image: Path, root: Path, classes: list[str]) -> int | None:
@@ -136,18 +136,19 @@ class ImageFolderDataModule(BaseDataModule):
         return classes.index(parts[0])
 
     def _records(self, root: Path) -> list[Record]:
+        """A record of every image; DataProblems naming every image without its mask, class folder or patient id."""
         cfg = self.config
         images, masks = self._files(root)
         classes = self._class_names() if cfg.labels_from_folders else []
-        return [
-            Record(
-                image,
-                self._label(image, root, classes),
-                masks=self._masks(image, root, masks),
-                patient_id=patient_id(image, root, cfg.patient_id_regex),
-            )
-            for image in images
-        ]
+        problems = Problems()
+        records = []
+        for image in images:
+            with problems.collect():
+                label, found = self._label(image, root, classes), self._masks(image, root, masks)
+                records.append(Record(image, label, masks=found, patient_id=patient_id(image, root, cfg.patient_id_regex)))
+        problems.raise_any()
+        verify_records(records, cfg, "image_folder")
+        return records
 
     def setup(self, stage: str | None = None) -> None:
         """Find the images (and masks), split them by patient."""

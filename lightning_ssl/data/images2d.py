@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from lightning_ssl.data.base import DataInfo, split_patients
 from lightning_ssl.data.disk_cache import ArrayCache, cache_folder
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.intensity import scale_to_unit
+from lightning_ssl.data.verify import FileCheck, verify_files
 from lightning_ssl.errors import one_line
 from lightning_ssl.schema import ConfigError
 
@@ -133,24 +135,31 @@ def resize_mask(mask: np.ndarray, size: Sequence[int]) -> np.ndarray:
     return np.asarray(Image.fromarray(mask).resize((size[1], size[0]), Image.Resampling.NEAREST))
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the file header, without decoding the pixels."""
+def check_image_file(path: Path) -> tuple[int, int]:
+    """(width, height) of an image file after a cheap read of all of it: JPEGs decoded at 1/8 scale, PNG chunks
+    checked against their CRCs, other formats decoded; DataError naming the file when it is empty, cut short or no image."""
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError(f"{path} is empty (0 bytes): replace it with the complete image or remove it")
     try:
         with Image.open(path) as image:
-            return image.size
+            size = image.size
+            if image.format == "JPEG":
+                image.draft("L", (max(1, size[0] // 8), max(1, size[1] // 8)))
+                image.load()
+            elif image.format == "PNG":
+                image.verify()
+            else:
+                image.load()
     except _READ_ERRORS as error:
         raise DataError(f"cannot read {path}: {one_line(error)} (is the file complete and an image?)") from None
+    return size
 
 
-def check_mask_sizes(image: Path, masks: Sequence[Path]) -> None:
-    """DataError naming both files when a mask's size differs from its image's (headers only)."""
-    width, height = image_size(image)
-    for mask in masks:
-        mask_width, mask_height = image_size(mask)
-        if (mask_width, mask_height) != (width, height):
-            raise DataError(
-                f"mask {mask} is {mask_width}x{mask_height} but its image {image} is {width}x{height}: they must match"
-            )
+def check_same_size(image: Path, image_shape: Sequence[int], mask: Path, mask_shape: Sequence[int]) -> None:
+    """DataError naming both files when a mask's (height, width) differs from its image's."""
+    if tuple(mask_shape) != tuple(image_shape):
+        (height, width), (mask_height, mask_width) = image_shape, mask_shape
+        raise DataError(f"mask {mask} is {mask_width}x{mask_height} but its image {image} is {width}x{height}: they must match")
 
 
 @dataclass
@@ -208,9 +217,13 @@ class ImageDataset(Dataset):
 
     def decode(self, record: Record) -> dict[str, np.ndarray]:
         """The image (1, H, W) float32 and the union of the masks (1, H, W) uint8 of ``record``, decoded and resized."""
-        arrays = {"image": resize_image(read_gray(record.image), self.size)[None]}
+        image = read_gray(record.image)
+        arrays = {"image": resize_image(image, self.size)[None]}
         if self.has_mask:
-            arrays["mask"] = np.maximum.reduce([resize_mask(read_binary_mask(path), self.size) for path in record.masks])[None]
+            masks = [read_binary_mask(path) for path in record.masks]
+            for path, mask in zip(record.masks, masks):
+                check_same_size(record.image, image.shape, path, mask.shape)
+            arrays["mask"] = np.maximum.reduce([resize_mask(mask, self.size) for mask in masks])[None]
         return arrays
 
     def read(self, index: int) -> dict[str, Any]:
@@ -248,6 +261,18 @@ def image_dataset(records: Sequence[Record], config: Any) -> ImageDataset:
     """An ImageDataset of ``records`` at ``config.patch_size``, cached as ``config.cache`` says."""
     disk = ArrayCache(cache_folder(config.cache_dir, "images2d")) if config.cache == "disk" else None
     return ImageDataset(records, config.patch_size, config.cache, config.cache_rate, config.num_workers, disk)
+
+
+def check_record(record: Record) -> None:
+    """DataError naming the file when the image or a mask cannot be read, a mask is not binary or not the image's size."""
+    width, height = check_image_file(record.image)
+    for mask in record.masks:
+        check_same_size(record.image, (height, width), mask, read_binary_mask(mask).shape)
+
+
+def verify_records(records: Sequence[Record], config: Any, kind: str) -> None:
+    """Check every record's files once (see ``verify_files``); DataProblems naming every bad file."""
+    verify_files([FileCheck((r.image, *r.masks), partial(check_record, r)) for r in records], config, kind)
 
 
 def patient_of(record: Record) -> str:

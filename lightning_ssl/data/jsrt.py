@@ -23,6 +23,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ from torch.utils.data import Dataset
 from lightning_ssl.data.base import BaseDataModule, DataInfo, cached_dataset, split_patients
 from lightning_ssl.data.disk_cache import ArrayCache, cache_folder
 from lightning_ssl.data.errors import DataError, data_errors
+from lightning_ssl.data.verify import FileCheck, Problems, verify_files
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import FolderDataConfig
 
@@ -89,10 +91,13 @@ def find_images(root: str | None) -> dict[str, Path]:
     files = sorted(p for p in images.iterdir() if p.is_file() and p.suffix.lower() == ".img")
     if not files:
         raise DataError(f"no JSRT .IMG file in {images}: expected {LAYOUT}")
+    problems = Problems()
     for path in files:
-        if not IMAGE_NAME.match(path.name):
-            raise DataError(f"{path} is not a JSRT image name: JPCLNnnn.IMG (with nodule) or JPCNNnnn.IMG (without)")
-        check_size(path)
+        with problems.collect():
+            if not IMAGE_NAME.match(path.name):
+                raise DataError(f"{path} is not a JSRT image name: JPCLNnnn.IMG (with nodule) or JPCNNnnn.IMG (without)")
+            check_size(path)
+    problems.raise_any()
     return {p.stem.upper(): p for p in files}
 
 
@@ -301,6 +306,12 @@ class JSRTDataModule(BaseDataModule):
         mask, split = self._mask_and_split(scr)
         folds = fold_of_images(scr)
         ids = self._split(sorted(images), folds, split)
-        items = {i: self._item(i, path, scr.get(folds.get(i, "")), mask) for i, path in images.items()}
+        items, problems = {}, Problems()
+        for image_id, path in images.items():
+            with problems.collect():
+                items[image_id] = self._item(image_id, path, scr.get(folds.get(image_id, "")), mask)
+        problems.raise_any()
+        masks = [item["mask_files"] for item in items.values() if "mask_files" in item]
+        verify_files([FileCheck(tuple(map(Path, files)), partial(read_mask, files)) for files in masks], cfg, "jsrt")
         self.train_dataset, self.val_dataset = (JSRTDataset([items[i] for i in sorted(ids[s])], cfg) for s in ("train", "val"))
         self.test_dataset = JSRTDataset([items[i] for i in sorted(ids["test"])], cfg) if ids["test"] else None

@@ -38,6 +38,7 @@ from lightning_ssl.data.disk_cache import cache_folder, source_stamp
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.intensity import ct_body_mask, window_hu
 from lightning_ssl.data.sampling import item_rng
+from lightning_ssl.data.verify import Problems
 from lightning_ssl.errors import one_line
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import FolderDataConfig
@@ -389,10 +390,17 @@ class Luna16DataModule(BaseDataModule):
         if not files["val"]:
             files["train"], files["val"] = self._hold_out(files["train"])
         every = [f for paths in files.values() for f in paths]
+        problems = Problems()
         for path in every:
-            check_metaimage(path)
+            with problems.collect():
+                check_metaimage(path)
+        problems.raise_any()
         annotations = self._annotations()
-        loaded = {f: load_scan(f, cfg, annotations) for f in tqdm(every, desc="reading LUNA16 scans", disable=len(every) < 4)}
+        loaded = {}
+        for path in tqdm(every, desc="reading LUNA16 scans", disable=len(every) < 4):
+            with problems.collect():
+                loaded[path] = load_scan(path, cfg, annotations)
+        problems.raise_any()
         scans = {name: [loaded[f] for f in paths] for name, paths in files.items()}
         labelled = annotations is not None
         self.train_dataset = LunaPatches(scans["train"], cfg, random=True, labelled=labelled)

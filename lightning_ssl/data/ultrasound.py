@@ -21,15 +21,16 @@ from pathlib import Path
 
 from lightning_ssl.data.base import BaseDataModule, DataInfo
 from lightning_ssl.data.errors import DataError
+from lightning_ssl.data.verify import Problems
 from lightning_ssl.data.images2d import (
     Record,
     check_config,
-    check_mask_sizes,
     data_root,
     image_dataset,
     image_info,
     list_images,
     split_records,
+    verify_records,
 )
 from lightning_ssl.errors import one_line
 from lightning_ssl.registry import DATASETS
@@ -118,12 +119,16 @@ class FetalPlanesDataModule(BaseDataModule):
         check_config(cfg)
         base = fetal_folder(data_root(cfg))
         path = base / FETAL_CSV
-        rows = [fetal_record(base / "Images", line, row, path) for line, row in read_fetal_csv(path)]
+        problems = Problems()
+        rows = []
+        for line, row in read_fetal_csv(path):
+            with problems.collect():
+                rows.append(fetal_record(base / "Images", line, row, path))
+        problems.lines.extend(f"{r.image} is listed in {path} but missing" for r, _ in rows if not r.image.is_file())
+        problems.raise_any()
         if not rows:
             raise DataError(f"{path} lists no images")
-        missing = [r.image for r, _ in rows if not r.image.is_file()]
-        if missing:
-            raise DataError(f"{missing[0]} is listed in {path} but missing ({len(missing)} listed image(s) missing)")
+        verify_records([r for r, _ in rows], cfg, "fetal_planes")
         train, test = [r for r, is_train in rows if is_train], [r for r, is_train in rows if not is_train]
         if not train:
             raise DataError(f"{path} puts no image in the training split (column Train = 1)")
@@ -162,14 +167,16 @@ def busi_records(folder: Path, label: int) -> list[Record]:
             masks.setdefault(match.group(1), []).append(path)
         else:
             images.append(path)
-    records = []
+    records, problems = [], Problems()
     for image in images:
         found = tuple(sorted(masks.pop(image.stem, []), key=lambda p: (len(p.name), p.name)))
-        if not found:
-            raise DataError(f"{image} has no mask: expected {image.with_name(image.stem + '_mask.png').name} beside it")
-        records.append(Record(image, label, masks=found))
+        with problems.collect():
+            if not found:
+                raise DataError(f"{image} has no mask: expected {image.with_name(image.stem + '_mask.png').name} beside it")
+            records.append(Record(image, label, masks=found))
     if masks:
         log.warning("%d BUSI mask(s) in %s have no image, e.g. %s", len(masks), folder, next(iter(masks.values()))[0].name)
+    problems.raise_any()
     return records
 
 
@@ -196,11 +203,14 @@ class BUSIDataModule(BaseDataModule):
         cfg = self.config
         check_config(cfg)
         base = busi_folder(data_root(cfg))
-        records = [r for label, name in enumerate(BUSI_CLASSES) for r in busi_records(base / name, label)]
+        problems, records = Problems(), []
+        for label, name in enumerate(BUSI_CLASSES):
+            with problems.collect():
+                records += busi_records(base / name, label)
+        problems.raise_any()
         if not records:
             raise DataError(f"no images in {base}/{{benign,malignant,normal}}: expected e.g. benign/benign (1).png")
-        for record in records:
-            check_mask_sizes(record.image, record.masks)
+        verify_records(records, cfg, "busi")
         splits = split_records(records, cfg.val_fraction, cfg.test_fraction, cfg.split_seed, key=lambda r: str(r.image))
         self.train_dataset = image_dataset(splits["train"], cfg)
         self.val_dataset = image_dataset(splits["val"], cfg)

@@ -204,8 +204,10 @@ def test_truncated_files(tmp_path):
     folder = write_case(tmp_path, "2017-2020", 0)
     path = folder / "BraTS20_Training_000_t1ce.nii.gz"
     data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])  # the header is intact: found when the case is read
-    dm = setup(tmp_path, val_fraction=0.0)
+    path.write_bytes(data[: len(data) // 2])  # the header is intact: found by the verify pass at setup
+    with pytest.raises(DataError, match="cannot read .*BraTS20_Training_000_t1ce.nii.gz: .*is the file complete"):
+        setup(tmp_path, val_fraction=0.0)
+    dm = setup(tmp_path, val_fraction=0.0, verify=False)  # without it, found when the case is read
     with pytest.raises(DataError, match="cannot read .*BraTS20_Training_000_t1ce.nii.gz: .*is the file complete"):
         dm.train_dataset[0]
     path.write_bytes(data[:20])  # no header: found at setup
@@ -307,3 +309,23 @@ def test_split_and_fixed_patches_follow_split_seed_not_seed(tmp_path):
     other_seed = test_split(seed=9, split_seed=0)
     assert other_seed[0] == cases and torch.equal(other_seed[1], patches)
     assert any(test_split(seed=0, split_seed=s)[0] != cases for s in (1, 2, 3))
+
+
+def test_nan_truncated_and_label_4_cases_are_found_at_setup_and_each_listed_by_check_data(tmp_path, capsys):
+    write_set(tmp_path, layout="2023", labeled=4)
+    bad_labels = tmp_path / "BraTS-GLI-00001-000" / "BraTS-GLI-00001-000-seg.nii.gz"
+    seg = np.asarray(nib.load(str(bad_labels)).dataobj)
+    nib.save(nib.Nifti1Image(np.where(seg == 3, 4, seg).astype(np.uint8), np.eye(4)), str(bad_labels))  # 2017 labels in 2023
+    nan = tmp_path / "BraTS-GLI-00002-000" / "BraTS-GLI-00002-000-t1n.nii.gz"
+    volume = raw_case(2)[0][0].astype(np.float32)
+    volume[3, 3, 3] = np.nan
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), str(nan))
+    cut = tmp_path / "BraTS-GLI-00003-000" / "BraTS-GLI-00003-000-t2w.nii.gz"
+    cut.write_bytes(cut.read_bytes()[:-200])
+    with pytest.raises(DataError, match=r"BraTS-GLI-00001-000-seg.nii.gz holds label values \[0, 1, 2, 4\].* \(and 2 more problem"):
+        setup(tmp_path)
+    assert main(["check-data", "data=brats", f"data.root={tmp_path}", "data.patch_size=[16,16,8]"]) == 1
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("- ")]
+    assert "problems found: 3" in out and len(lines) == 3
+    assert str(bad_labels) in lines[0] and f"{nan} holds NaN" in lines[1] and f"cannot read {cut}" in lines[2]

@@ -159,14 +159,16 @@ def test_folder_and_config_errors(tmp_path):
         _setup(tmp_path, mask_suffix="-mask")
 
 
-def test_unreadable_image_and_mask_values_are_named_when_read(tmp_path, capsys):
+def test_unreadable_image_and_mask_values_are_named_at_setup_and_when_read(tmp_path, capsys):
     _folder(tmp_path, count=4)
     data = _image(tmp_path / "2.png", seed=2, size=(64, 64)).read_bytes()
     (tmp_path / "2.png").write_bytes(data[: len(data) // 2])
     (tmp_path / "2.jpg").unlink()
     _mask(tmp_path / "2-mask.png", size=(64, 64))
     _mask(tmp_path / "4-mask.png", values=(0, 128))
-    dm = _setup(tmp_path, mask_suffix="-mask", val_fraction=0.25)
+    with pytest.raises(DataError, match=r"cannot read .*2.png: .*Truncated.* \(and 1 more problem\(s\): `python -m lightning_ssl check-data`"):
+        _setup(tmp_path, mask_suffix="-mask", val_fraction=0.25)
+    dm = _setup(tmp_path, mask_suffix="-mask", val_fraction=0.25, verify=False)
     dataset = {r.patient_id: (d, i) for d in _splits(dm) for i, r in enumerate(d.records)}
     broken, index = dataset["2"]
     with pytest.raises(DataError, match=r"cannot read .*2.png: .*truncated"):
