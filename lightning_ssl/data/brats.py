@@ -367,6 +367,10 @@ class BraTSPatches(Dataset):
         """The case id of every item for ``patient_id``; None for any other column."""
         return [c for c in self.case_ids for _ in range(self.patches_per_case)] if column == "patient_id" else None
 
+    def item_source(self, index: int) -> str:
+        """The case item ``index`` is cut from."""
+        return f"case {self.case_ids[index // self.patches_per_case]}"
+
     def item_indices(self, case_indices: Sequence[int]) -> np.ndarray:
         """The indices of every item of the given cases."""
         per_case = self.patches_per_case

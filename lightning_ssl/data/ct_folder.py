@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from monai.transforms import LoadImage
+from monai.transforms import LoadImage, SpatialPad
 from tqdm.auto import tqdm
 
 from lightning_ssl.data.base import BaseDataModule, DataInfo, ct_info, split_patients
@@ -20,14 +20,26 @@ from lightning_ssl.data.patches import PatchDataset, Volume
 from lightning_ssl.data.verify import Problems
 from lightning_ssl.errors import one_line
 from lightning_ssl.registry import DATASETS
-from lightning_ssl.schema import FolderDataConfig
+from lightning_ssl.schema import Choice, FolderDataConfig
 
 log = logging.getLogger(__name__)
 
 
+class SmallVolumes(Choice):
+    """What to do with a volume smaller than a patch."""
+
+    pad = "pad"
+    skip = "skip"
+    error = "error"
+
+
 @dataclass
 class CTFolderConfig(FolderDataConfig):
-    """Every file under ``root`` matching ``pattern`` (minus ``exclude``) is one patient's CT volume."""
+    """Every file under ``root`` matching ``pattern`` (minus ``exclude``) is one patient's CT volume.
+
+    ``small_volumes``: a volume smaller than ``patch_size`` along some axis is padded with air up to the patch (pad,
+    MONAI ``SpatialPad``), left out with a warning naming it (skip), or stops setup naming it (error).
+    """
 
     name: str = "ct_folder"
     pattern: str = "*.nii.gz"
@@ -39,6 +51,7 @@ class CTFolderConfig(FolderDataConfig):
     hu_window: list[float] = field(default_factory=lambda: [-1000.0, 1000.0])
     body_threshold: float = -500.0
     single_volume_holdout: float = 0.25
+    small_volumes: SmallVolumes = SmallVolumes.pad
 
 
 def find_volumes(root: str | Path, pattern: str, exclude: list[str]) -> list[Path]:
@@ -93,13 +106,23 @@ class CTFolderDataModule(BaseDataModule):
         """One CT channel, HU window scaled to [0, 1]."""
         return ct_info(self.config)
 
-    def _load(self, path: Path) -> Volume:
+    def _load(self, path: Path) -> Volume | None:
+        """The volume of one file, padded when smaller than a patch (``small_volumes``); None when it is skipped."""
+        cfg = self.config
         hu, _ = read_ct(path)
-        return Volume(
-            patient_id=patient_id(path, self.config.patient_id_regex),
-            image=window_hu(hu, self.config.hu_window)[None],
-            body=ct_body_mask(hu, self.config.body_threshold),
-        )
+        image, body = window_hu(hu, cfg.hu_window)[None], ct_body_mask(hu, cfg.body_threshold)[None]
+        extent = list(cfg.patch_size) + [1] * (3 - len(cfg.patch_size))
+        if any(p > s for p, s in zip(extent, hu.shape)):
+            found = f"{path} is {list(hu.shape)}, smaller than the patch {extent}"
+            if cfg.small_volumes == SmallVolumes.error:
+                raise DataError(f"{found}: lower data.patch_size, or set data.small_volumes=pad (pad with air) or skip")
+            if cfg.small_volumes == SmallVolumes.skip:
+                log.warning("%s: left out (data.small_volumes=skip)", found)
+                return None
+            pad = SpatialPad(extent, value=0)
+            image, body = np.asarray(pad(image)), np.asarray(pad(body))
+            log.info("%s: padded with air to %s (data.small_volumes=pad)", found, list(image.shape[1:]))
+        return Volume(patient_id=patient_id(path, cfg.patient_id_regex), image=image, body=body[0], source=str(path))
 
     def setup(self, stage: str | None = None) -> None:
         """Read the volumes and split them by patient."""
@@ -109,11 +132,17 @@ class CTFolderDataModule(BaseDataModule):
         if cfg.root is None:
             raise DataError("data.root is not set: pass data.root=/path/to/ct/folder")
         files = find_volumes(cfg.root, cfg.pattern, list(cfg.exclude))
-        volumes, problems = [], Problems()
+        loaded, problems = [], Problems()
         for path in tqdm(files, desc="reading CT volumes", disable=len(files) < 4):
             with problems.collect():
-                volumes.append(self._load(path))
+                loaded.append(self._load(path))
         problems.raise_any()
+        volumes = [v for v in loaded if v is not None]
+        if not volumes:
+            raise DataError(
+                f"every volume under {cfg.root} is smaller than data.patch_size={list(cfg.patch_size)}: "
+                f"lower it or set data.small_volumes=pad"
+            )
         if len(volumes) == 1:
             train, val = self._slab_split(volumes[0])
             test: list[Volume] = []
@@ -139,6 +168,6 @@ class CTFolderDataModule(BaseDataModule):
         cut = depth - held
 
         def part(sl: slice) -> Volume:
-            return Volume(volume.patient_id, volume.image[..., sl], volume.body[..., sl])
+            return Volume(volume.patient_id, volume.image[..., sl], volume.body[..., sl], source=volume.source)
 
         return [part(slice(0, cut))], [part(slice(cut, depth))]

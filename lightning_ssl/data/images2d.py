@@ -244,6 +244,10 @@ class ImageDataset(Dataset):
         cached = self._cache.get(index)
         return dict(cached) if cached is not None else self.read(index)
 
+    def item_source(self, index: int) -> str:
+        """The image file of item ``index``."""
+        return str(self.records[index].image)
+
     def class_labels(self) -> list[int] | None:
         """The class of every item (for label budgets), None when the records have no classes."""
         return [int(r.label) for r in self.records] if self.has_label else None

@@ -209,6 +209,10 @@ class JSRTDataset(Dataset):
         with data_errors():
             return self.dataset[index]
 
+    def item_source(self, index: int) -> str:
+        """The .IMG file of item ``index``."""
+        return self.items[index]["image"]
+
     def class_labels(self) -> list[int]:
         """Nodule (1) or not (0) per image, from the file names."""
         return [item["label"] for item in self.items]

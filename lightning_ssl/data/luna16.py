@@ -315,6 +315,10 @@ class LunaPatches(Dataset):
             return [int(holds_nodule(o, self.size, self.scans[i // self.per_scan].nodules)) for i, o in enumerate(self.fixed)]
         return [int(i % self.per_scan < len(self.scans[i // self.per_scan].nodules)) for i in range(len(self))]
 
+    def item_source(self, index: int) -> str:
+        """The scan item ``index`` is cut from."""
+        return f"scan {self.scans[index // self.per_scan].seriesuid}"
+
     def column_values(self, column: str) -> list[str] | None:
         """The seriesuid of every item for ``patient_id``; None for any other column."""
         return [s.seriesuid for s in self.scans for _ in range(self.per_scan)] if column == "patient_id" else None

@@ -23,6 +23,7 @@ class Volume:
     body: np.ndarray
     mask: np.ndarray | None = None
     label_mask: np.ndarray | None = None
+    source: str | None = None
 
 
 class PatchDataset(Dataset):
@@ -62,6 +63,11 @@ class PatchDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.volumes) * self.patches_per_volume
+
+    def item_source(self, index: int) -> str:
+        """The file (or, for volumes made on the fly, the patient) item ``index`` is cut from."""
+        volume = self.volumes[index // self.patches_per_volume]
+        return volume.source or volume.patient_id
 
     def __getitem__(self, index: int) -> dict:
         volume = self.volumes[index // self.patches_per_volume]

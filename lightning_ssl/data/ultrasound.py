@@ -18,10 +18,11 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from lightning_ssl.data.base import BaseDataModule, DataInfo
 from lightning_ssl.data.errors import DataError
-from lightning_ssl.data.verify import Problems
+from lightning_ssl.data.verify import DataProblems, Problems
 from lightning_ssl.data.images2d import (
     Record,
     check_config,
@@ -140,7 +141,12 @@ class FetalPlanesDataModule(BaseDataModule):
 
 @dataclass
 class BUSIConfig(FolderDataConfig):
-    """BUSI breast ultrasound (benign, malignant, normal) with lesion masks at ``patch_size``, split by image by ``split_seed``."""
+    """BUSI breast ultrasound (benign, malignant, normal) with lesion masks at ``patch_size``, split by image by ``split_seed``.
+
+    ``with_masks``: true reads every image's mask (classification and segmentation; an image without one is an
+    error); false reads no mask (classification only, e.g. a copy without mask files); None (auto): true when any
+    image has a mask file, false when none has.
+    """
 
     name: str = "busi"
     spatial_dims: int = 2
@@ -148,6 +154,7 @@ class BUSIConfig(FolderDataConfig):
     batch_size: int = 16
     val_fraction: float = 0.1
     test_fraction: float = 0.2
+    with_masks: Optional[bool] = None
 
 
 def busi_folder(root: Path) -> Path:
@@ -158,8 +165,9 @@ def busi_folder(root: Path) -> Path:
     raise DataError(f"no {BUSI_FOLDER}/{{benign,malignant,normal}} folders under {root}: expected the BUSI download, unpacked")
 
 
-def busi_records(folder: Path, label: int) -> list[Record]:
-    """The images of one class folder with their masks; DataError naming an image without a mask."""
+def busi_images(folder: Path) -> list[tuple[Path, tuple[Path, ...]]]:
+    """The images of one class folder, each with its mask files (none when it has none); masks without an image are
+    left out with a warning."""
     images, masks = [], {}
     for path in list_images(folder):
         match = BUSI_MASK_NAME.match(path.stem)
@@ -167,22 +175,39 @@ def busi_records(folder: Path, label: int) -> list[Record]:
             masks.setdefault(match.group(1), []).append(path)
         else:
             images.append(path)
-    records, problems = [], Problems()
-    for image in images:
-        found = tuple(sorted(masks.pop(image.stem, []), key=lambda p: (len(p.name), p.name)))
-        with problems.collect():
-            if not found:
-                raise DataError(f"{image} has no mask: expected {image.with_name(image.stem + '_mask.png').name} beside it")
-            records.append(Record(image, label, masks=found))
+    found = [(image, tuple(sorted(masks.pop(image.stem, []), key=lambda p: (len(p.name), p.name)))) for image in images]
     if masks:
         log.warning("%d BUSI mask(s) in %s have no image, e.g. %s", len(masks), folder, next(iter(masks.values()))[0].name)
-    problems.raise_any()
-    return records
+    return found
+
+
+def busi_records(base: Path, with_masks: bool | None) -> list[Record]:
+    """A record of every image under the class folders, with its masks when ``with_masks`` (None: when any image has
+    one); DataProblems naming every image without a mask, or one line when no image has any."""
+    found = [(label, image, masks) for label, name in enumerate(BUSI_CLASSES) for image, masks in busi_images(base / name)]
+    if not found:
+        raise DataError(f"no images in {base}/{{benign,malignant,normal}}: expected e.g. benign/benign (1).png")
+    without = [image for _, image, masks in found if not masks]
+    if with_masks is None:
+        with_masks = len(without) < len(found)
+        if not with_masks:
+            log.warning("no BUSI image under %s has a mask file: classification only (no segmentation)", base)
+    if with_masks and len(without) == len(found):
+        raise DataError(
+            f"no image under {base} has a mask file ({len(found)} images): this BUSI copy supports classification only, "
+            f"set data.with_masks=false"
+        )
+    if with_masks and without:
+        raise DataProblems(
+            [f"{image} has no mask: expected {image.stem}_mask.png beside it (data.with_masks=false reads no mask)" for image in without]
+        )
+    return [Record(image, label, masks=masks if with_masks else ()) for label, image, masks in found]
 
 
 @DATASETS.register("busi")
 class BUSIDataModule(BaseDataModule):
-    """BUSI: ``image`` (1, H, W) in [0, 1], ``label`` and ``mask`` (1, H, W) uint8 {0, 1}, the union of an image's masks.
+    """BUSI: ``image`` (1, H, W) in [0, 1], ``label`` and (unless ``with_masks`` is false) ``mask`` (1, H, W) uint8
+    {0, 1}, the union of an image's masks.
 
     BUSI does not say which images come from the same woman (780 images of 600 women), so the split
     is by image and an image of one woman may share her other images' split or not; items carry no
@@ -197,19 +222,12 @@ class BUSIDataModule(BaseDataModule):
         return image_info(self.config, "ultrasound", "ultrasound (breast, B-mode)", BUSI_CLASSES)
 
     def setup(self, stage: str | None = None) -> None:
-        """Pair images with masks, check their sizes match (headers only), split by image."""
+        """Pair images with masks (when asked for), check every file, split by image."""
         if self.train_dataset is not None:
             return
         cfg = self.config
         check_config(cfg)
-        base = busi_folder(data_root(cfg))
-        problems, records = Problems(), []
-        for label, name in enumerate(BUSI_CLASSES):
-            with problems.collect():
-                records += busi_records(base / name, label)
-        problems.raise_any()
-        if not records:
-            raise DataError(f"no images in {base}/{{benign,malignant,normal}}: expected e.g. benign/benign (1).png")
+        records = busi_records(busi_folder(data_root(cfg)), cfg.with_masks)
         verify_records(records, cfg, "busi")
         splits = split_records(records, cfg.val_fraction, cfg.test_fraction, cfg.split_seed, key=lambda r: str(r.image))
         self.train_dataset = image_dataset(splits["train"], cfg)

@@ -1,5 +1,7 @@
 """BraTS: three official layouts, canonical channels and labels, patches inside the brain, case splits, clear errors."""
 
+import re
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -329,3 +331,14 @@ def test_nan_truncated_and_label_4_cases_are_found_at_setup_and_each_listed_by_c
     lines = [line for line in out.splitlines() if line.startswith("- ")]
     assert "problems found: 3" in out and len(lines) == 3
     assert str(bad_labels) in lines[0] and f"{nan} holds NaN" in lines[1] and f"cannot read {cut}" in lines[2]
+
+
+def test_check_data_gives_one_line_per_bad_case_naming_its_file_not_one_per_patch(tmp_path, capsys):
+    write_set(tmp_path, layout="2023", labeled=5)
+    cut = tmp_path / "BraTS-GLI-00002-000" / "BraTS-GLI-00002-000-t1c.nii.gz"
+    cut.write_bytes(cut.read_bytes()[:-200])
+    overrides = ["data=brats", f"data.root={tmp_path}", "data.patch_size=[16,16,8]", "data.patches_per_case=4", "data.verify=false"]
+    assert main(["check-data", *overrides]) == 1
+    out = capsys.readouterr().out
+    (line,) = [line for line in out.splitlines() if line.startswith("- ")]
+    assert "problems found: 1" in out and re.search(rf"^- \w+ items \d+-\d+ \(case BraTS-GLI-00002-000\): cannot read {re.escape(str(cut))}", line)
