@@ -6,7 +6,7 @@ Three official layouts, recognised from the file names (cases directly under ``r
 - 2021: ``BraTS2021_00000/BraTS2021_00000_{t1,t1ce,t2,flair,seg}.nii.gz``, labels {0, 1, 2, 4};
 - 2023 and later: ``BraTS-GLI-00000-000/BraTS-GLI-00000-000-{t1n,t1c,t2w,t2f,seg}.nii.gz``, labels {0, 1, 2, 3}.
 
-Channels are always (t1, t1ce, t2, flair); labels are mapped to one canonical map (see ``LABEL_NAMES``).
+Channels are always (t1, t1ce, t2, flair); labels are mapped to one canonical map (see ``transforms/brats_labels.py``).
 Cases without a seg file (validation/test cases) are unlabeled: when any case has labels, the splits hold
 the labeled cases (items carry ``mask``) and ``unlabeled_dataset()`` returns the others; when none has,
 the splits hold every case and no item carries ``mask``. Whole cases are read through MONAI and cached as
@@ -41,32 +41,17 @@ from lightning_ssl.data.base import (
 )
 from lightning_ssl.data.budget import labeled_subset
 from lightning_ssl.data.errors import DataError, data_errors
-from lightning_ssl.data.intensity import normalise_mri
+from lightning_ssl.data.intensity import intensity_of, normalise_mri
 from lightning_ssl.data.sampling import Subset, item_rng
 from lightning_ssl.data.verify import FileCheck, Problems, verify_files
 from lightning_ssl.errors import one_line
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import ConfigError, FolderDataConfig
+from lightning_ssl.transforms.brats_labels import CONVENTIONS, MODALITIES, canonical_labels, check_label_values
 
 log = logging.getLogger(__name__)
 
-MODALITIES = ("t1", "t1ce", "t2", "flair")
-LABEL_NAMES = ("background", "necrotic / non-enhancing tumour core", "edema", "enhancing tumour")
-REGION_NAMES = ("whole tumour", "tumour core", "enhancing tumour")
-CONVENTIONS: dict[str, dict[int, int]] = {"2017": {0: 0, 1: 1, 2: 2, 4: 3}, "2023": {0: 0, 1: 1, 2: 2, 3: 3}}
-"""Label values of each BraTS convention -> canonical label (``LABEL_NAMES``)."""
-NORMALISATIONS = {
-    "zscore": "per-modality z-score over brain voxels (non-zero), then min-max over the brain to [0, 1]; background 0",
-    "minmax": "per-modality min-max over brain voxels (non-zero) to [0, 1]; background 0",
-}
 NIFTI = (".nii.gz", ".nii")
-
-
-def intensity_of(normalisation: str) -> str:
-    """The description of a ``data.mri_normalisation`` for the model's input contract."""
-    if normalisation not in NORMALISATIONS:
-        raise ConfigError(f"data.mri_normalisation={normalisation!r} is not one of {', '.join(NORMALISATIONS)}")
-    return NORMALISATIONS[normalisation]
 
 
 @dataclass(frozen=True)
@@ -230,25 +215,6 @@ def read_volume(path: str | Path) -> tuple[np.ndarray, list[float]]:
     return array, [float(s) for s in np.asarray(image.pixdim)[:3]]
 
 
-def label_values(seg: np.ndarray) -> list[float]:
-    """The distinct values of a label map (fast for small non-negative integers)."""
-    as_int = seg.astype(np.int64)
-    if as_int.min() >= 0 and as_int.max() < 256 and np.array_equal(as_int, seg):
-        return np.flatnonzero(np.bincount(as_int.ravel(), minlength=256)).tolist()
-    return np.unique(seg).tolist()
-
-
-def check_label_values(seg: np.ndarray, convention: str, path: str | Path) -> None:
-    """DataError naming the file when a label map holds values outside the BraTS ``convention``."""
-    mapping = CONVENTIONS[convention]
-    values = label_values(seg)
-    if any(v not in mapping for v in values):
-        raise DataError(
-            f"{path} holds label values {values}, not all in the BraTS {convention} convention {sorted(mapping)}: "
-            f"check data.label_convention (auto, 2017 or 2023) or the file"
-        )
-
-
 def check_case_files(case: Case, convention: str) -> None:
     """Read every voxel of a case's files: DataError naming a file that is cut short, holds NaN or infinite values,
     or (the seg) labels outside ``convention``."""
@@ -263,16 +229,6 @@ def check_case_files(case: Case, convention: str) -> None:
             check_label_values(voxels, convention, path)
 
 
-def canonical_labels(seg: np.ndarray, convention: str, path: str | Path) -> np.ndarray:
-    """A BraTS label map in ``convention`` as the canonical uint8 map; DataError naming the file for other values."""
-    mapping = CONVENTIONS[convention]
-    check_label_values(seg, convention, path)
-    lut = np.zeros(256, dtype=np.uint8)
-    for source, target in mapping.items():
-        lut[source] = target
-    return lut[seg.astype(np.int64)]
-
-
 def brain_box(brain: np.ndarray, min_size: Sequence[int]) -> tuple[slice, ...]:
     """The brain's bounding box, widened (inside the volume) to at least ``min_size``."""
     shape = np.array(brain.shape)
@@ -280,21 +236,6 @@ def brain_box(brain: np.ndarray, min_size: Sequence[int]) -> tuple[slice, ...]:
     size = np.maximum(high - low, np.minimum(np.array(min_size), shape))
     low = np.clip(low - (size - (high - low)) // 2, 0, shape - size)
     return tuple(slice(int(a), int(a + s)) for a, s in zip(low, size))
-
-
-def brats_regions(mask: torch.Tensor, channel_dim: int | None = None) -> torch.Tensor:
-    """The BraTS regions (whole tumour 1|2|3, tumour core 1|3, enhancing 3) of canonical label maps, as uint8.
-
-    ``mask`` is (1, *spatial) -> (3, *spatial), or (B, 1, *spatial) -> (B, 3, *spatial). The channel axis is
-    guessed (axis 1 of a 5D tensor or of a 4D one whose axis 1 has size 1, else axis 0) unless ``channel_dim`` is given.
-    """
-    mask = torch.as_tensor(mask)
-    if channel_dim is None:
-        channel_dim = 1 if mask.dim() == 5 or (mask.dim() == 4 and mask.shape[1] == 1) else 0
-    if mask.shape[channel_dim] != 1:
-        raise ValueError(f"label map of shape {tuple(mask.shape)} has no size-1 channel axis at {channel_dim}")
-    regions = [(mask >= 1) & (mask <= 3), (mask == 1) | (mask == 3), mask == 3]
-    return torch.cat(regions, dim=channel_dim).to(torch.uint8)
 
 
 class LoadCase(Transform):

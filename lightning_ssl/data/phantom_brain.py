@@ -14,14 +14,14 @@ import torch
 from torch.utils.data import Dataset
 
 from lightning_ssl.data.base import BaseDataModule, DataInfo, crop, sample_patch_origins, split_patients
-from lightning_ssl.data.brats import MODALITIES, intensity_of
 from lightning_ssl.data.errors import DataError
-from lightning_ssl.data.intensity import normalise_mri
+from lightning_ssl.data.intensity import intensity_of, normalise_mri
 from lightning_ssl.data.phantoms import brain_mri_phantom
 from lightning_ssl.data.phantoms.brain_mri import FIELD_OF_VIEW_MM
 from lightning_ssl.data.sampling import item_rng
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import ConfigError, DataConfig
+from lightning_ssl.transforms.brats_labels import MODALITIES
 
 
 @dataclass

@@ -11,10 +11,10 @@ from omegaconf import OmegaConf
 
 from lightning_ssl.config import ConfigError, build_config
 from lightning_ssl.data import DATASETS
-from lightning_ssl.data.brats import brats_regions
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.phantom_brain import PhantomBrainMRIDataModule
 from lightning_ssl.data.phantoms import BrainMRIPhantom, brain_mri_phantom
+from lightning_ssl.transforms.brats_labels import brats_regions
 from lightning_ssl.train import pretrain
 
 SMALL = (48, 48, 32)
