@@ -35,14 +35,14 @@ from lightning_ssl.data.base import (
     WithoutLabels,
     body_box,
     cached_dataset,
-    crop,
-    sample_patch_origins,
+    check_patch_size,
     split_patients,
 )
 from lightning_ssl.data.budget import labeled_subset
 from lightning_ssl.data.errors import DataError, data_errors
 from lightning_ssl.data.intensity import intensity_of, normalise_mri
-from lightning_ssl.data.sampling import Subset, item_rng
+from lightning_ssl.data.patches import PatchDataset, Volume
+from lightning_ssl.data.sampling import Subset
 from lightning_ssl.data.verify import FileCheck, Problems, verify_files
 from lightning_ssl.errors import one_line
 from lightning_ssl.registry import DATASETS
@@ -275,70 +275,21 @@ class LoadCase(Transform):
         return out
 
 
-class BraTSPatches(Dataset):
-    """``patches_per_case`` patches per case, centred inside the brain: random per access, or fixed by ``seed`` (the split seed).
+class CaseVolumes(Sequence[Volume]):
+    """The cases of a (cached) MONAI dataset of ``LoadCase`` outputs as volumes to cut patches from, read on access."""
 
-    ``cases`` is a (cached) MONAI dataset of ``LoadCase`` outputs; with ``spatial_dims=2`` a patch is a 2D patch
-    of one axial slice. Items: ``image``, ``patient_id``, ``meta`` (spacing) and, when ``with_mask``, ``mask``.
-    """
-
-    def __init__(
-        self,
-        case_ids: Sequence[str],
-        cases: Dataset,
-        patch_size: Sequence[int],
-        patches_per_case: int,
-        random: bool,
-        seed: int,
-        with_mask: bool,
-    ) -> None:
-        self.case_ids = list(case_ids)
+    def __init__(self, cases: Dataset, count: int) -> None:
         self.cases = cases
-        self.spatial_dims = len(patch_size)
-        self.patch_size = [int(s) for s in patch_size] + [1] * (3 - len(patch_size))
-        self.patches_per_case = patches_per_case
-        self.random = random
-        self.seed = seed
-        self.with_mask = with_mask
+        self.count = count
 
     def __len__(self) -> int:
-        return len(self.case_ids) * self.patches_per_case
+        return self.count
 
-    def column_values(self, column: str) -> list[str] | None:
-        """The case id of every item for ``patient_id``; None for any other column."""
-        return [c for c in self.case_ids for _ in range(self.patches_per_case)] if column == "patient_id" else None
-
-    def item_source(self, index: int) -> str:
-        """The case item ``index`` is cut from."""
-        return f"case {self.case_ids[index // self.patches_per_case]}"
-
-    def item_indices(self, case_indices: Sequence[int]) -> np.ndarray:
-        """The indices of every item of the given cases."""
-        per_case = self.patches_per_case
-        return np.array([c * per_case + k for c in sorted(case_indices) for k in range(per_case)], dtype=np.int64)
-
-    def _rng(self, index: int) -> np.random.Generator:
-        if self.random:
-            return item_rng(index)
-        return np.random.default_rng([self.seed, index])
-
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int) -> Volume:  # type: ignore[override]
         with data_errors():
-            case = self.cases[index // self.patches_per_case]
-        origin = sample_patch_origins(case["brain"].numpy(), self.patch_size, 1, self._rng(index))[0]
-
-        def patch(array: torch.Tensor) -> torch.Tensor:
-            cut = crop(array, origin, self.patch_size)
-            return (cut[..., 0] if self.spatial_dims == 2 else cut).clone(memory_format=torch.contiguous_format)
-
-        item = {
-            "image": patch(case["image"]),
-            "patient_id": case["patient_id"],
-            "meta": {"spacing": case["spacing"][: self.spatial_dims].clone()},
-        }
-        if self.with_mask:
-            item["mask"] = patch(case["mask"])
-        return item
+            case = self.cases[index]
+        spacing = case["spacing"].numpy()
+        return Volume(case["patient_id"], case["image"], case["brain"].numpy(), case.get("mask"), spacing=spacing)
 
 
 @DATASETS.register("brats")
@@ -354,7 +305,7 @@ class BraTSDataModule(BaseDataModule):
     def __init__(self, config: Any) -> None:
         super().__init__(config)
         self.cases: list[Case] = []
-        self.unlabeled_cases: BraTSPatches | None = None
+        self.unlabeled_cases: PatchDataset | None = None
 
     @property
     def info(self) -> DataInfo:
@@ -375,8 +326,7 @@ class BraTSDataModule(BaseDataModule):
         cfg = self.config
         if cfg.label_convention not in ("auto", *CONVENTIONS):
             raise ConfigError(f"data.label_convention={cfg.label_convention!r} is not one of auto, {', '.join(CONVENTIONS)}")
-        if cfg.spatial_dims not in (2, 3) or len(cfg.patch_size) != cfg.spatial_dims:
-            raise ConfigError(f"data.patch_size={list(cfg.patch_size)} needs {cfg.spatial_dims} values for data.spatial_dims")
+        check_patch_size(cfg)
         intensity_of(cfg.mri_normalisation)
 
     def _convention(self, case: Case) -> str:
@@ -390,7 +340,7 @@ class BraTSDataModule(BaseDataModule):
         settings = {"label_convention": convention, "normalisation": cfg.mri_normalisation, "min_size": min_size}
         return {"patient_id": case.case_id, **settings, **{key: str(path) for key, path in case.files.items()}}
 
-    def _patches(self, cases: list[Case], random: bool, with_mask: bool) -> BraTSPatches | None:
+    def _patches(self, cases: list[Case], random: bool, with_mask: bool) -> PatchDataset | None:
         if not cases:
             return None
         cfg = self.config
@@ -399,7 +349,10 @@ class BraTSDataModule(BaseDataModule):
         with data_errors():
             volumes = cached_dataset([self._item(c, min_size) for c in cases], transform, cfg)
         ids = [c.case_id for c in cases]
-        return BraTSPatches(ids, volumes, cfg.patch_size, cfg.patches_per_case, random, cfg.split_seed, with_mask)
+        return PatchDataset(
+            CaseVolumes(volumes, len(ids)), cfg.patch_size, cfg.patches_per_case, random=random, seed=cfg.split_seed,
+            with_mask=with_mask, patient_ids=ids,
+        )
 
     def setup(self, stage: str | None = None) -> None:
         """Find the cases, check their names and header shapes, split the labeled ones (or all) by case."""
@@ -436,7 +389,7 @@ class BraTSDataModule(BaseDataModule):
         if with_mask:
             self.unlabeled_cases = self._patches([c for c in self.cases if not c.labeled], random=True, with_mask=False)
 
-    def _train(self) -> BraTSPatches:
+    def _train(self) -> PatchDataset:
         if self.train_dataset is None:
             self.setup("fit")
         return self.train_dataset
@@ -454,7 +407,7 @@ class BraTSDataModule(BaseDataModule):
                 f"data.label_budget needs segmented cases with their masks: set data.with_masks=true "
                 f"(and check that cases under {self.config.root} have seg files)"
             )
-        chosen, rest = labeled_subset([0] * len(train.case_ids), self.config.label_budget, self.config.seed)
+        chosen, rest = labeled_subset([0] * len(train.patient_ids), self.config.label_budget, self.config.seed)
         return train.item_indices(chosen.tolist()), train.item_indices(rest.tolist())
 
     def unlabeled_dataset(self) -> Dataset:

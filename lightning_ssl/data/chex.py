@@ -26,20 +26,12 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from lightning_ssl.data.base import BaseDataModule, DataInfo
+from lightning_ssl.data.base import DataInfo
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.verify import Problems
-from lightning_ssl.data.images2d import (
-    Record,
-    check_config,
-    data_root,
-    image_dataset,
-    image_info,
-    list_images,
-    split_records,
-    verify_records,
-)
+from lightning_ssl.data.images2d import ImageDataModule, Record, image_info, list_images, patient_of
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import ConfigError, FolderDataConfig
 
@@ -90,10 +82,11 @@ def chest_xray_folder(root: Path) -> Path:
 
 
 @DATASETS.register("chex")
-class CheXDataModule(BaseDataModule):
+class CheXDataModule(ImageDataModule):
     """Chest X-rays as ``image`` (1, H, W) in [0, 1], ``label`` and ``patient_id``; no patient in two splits."""
 
     Config = CheXConfig
+    root_hint = f"the Kermany chest X-ray download, unpacked: {LAYOUT}"
 
     @property
     def info(self) -> DataInfo:
@@ -131,12 +124,11 @@ class CheXDataModule(BaseDataModule):
         return records
 
     def _read_layout(self) -> dict[str, list[Record]]:
-        base = chest_xray_folder(data_root(self.config))
+        base = chest_xray_folder(self.data_root())
         unmatched: list[str] = []
         problems = Problems()
         found = {split: self._records(base / split, unmatched, problems) for split in ("train", "val", "test") if (base / split).is_dir()}
         problems.raise_any()
-        verify_records([r for records in found.values() for r in records], self.config, "chex")
         if unmatched:
             log.warning(
                 "%d CheX file name(s) match neither personN_(bacteria|virus)_M nor (NORMAL2-)IM-NNNN-MMMM (e.g. %s): "
@@ -181,19 +173,18 @@ class CheXDataModule(BaseDataModule):
         )
         return kept
 
-    def setup(self, stage: str | None = None) -> None:
-        """Find the images, read patients and classes from the names, split train+val by patient."""
-        if self.train_dataset is not None:
-            return
-        cfg = self.config
-        check_config(cfg)
+    def check_config(self) -> None:
+        """2D images, and a known ``data.classes``."""
+        super().check_config()
         self._class_names()
+
+    def make_splits(self) -> dict[str, Any]:
+        """Find the images, read patients and classes from the names, split train+val by patient."""
+        cfg = self.config
         found = self._without_test_patients(self._read_layout())
         if cfg.official_val:
             train, val = self._official_val(found)
         else:
-            splits = split_records(found["train"] + found.get("val", []), cfg.val_fraction, 0.0, cfg.split_seed)
+            splits = self.split(found["train"] + found.get("val", []), cfg.val_fraction, 0.0, key=patient_of)
             train, val = splits["train"], splits["val"]
-        self.train_dataset = image_dataset(train, cfg)
-        self.val_dataset = image_dataset(val, cfg)
-        self.test_dataset = image_dataset(found["test"], cfg) if "test" in found else None
+        return self.image_splits({"train": train, "val": val, "test": found.get("test", [])})

@@ -150,7 +150,7 @@ class CTFolderDataModule(BaseDataModule):
             splits = split_patients([v.patient_id for v in volumes], cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
             by_split = {name: [v for v in volumes if v.patient_id in set(ids)] for name, ids in splits.items()}
             train, val, test = by_split["train"], by_split["val"], by_split["test"]
-        patches = (cfg.patch_size, cfg.patches_per_volume, cfg.spatial_dims)
+        patches = (cfg.patch_size, cfg.patches_per_volume)
         self.train_dataset = PatchDataset(train, *patches, random=True, seed=cfg.split_seed)
         self.val_dataset = PatchDataset(val, *patches, random=False, seed=cfg.split_seed)
         if test:

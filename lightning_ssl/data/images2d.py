@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -18,19 +18,17 @@ from PIL import Image
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from lightning_ssl.data.base import DataInfo, split_patients
+from lightning_ssl.data.base import BaseDataModule, DataInfo, require_2d
 from lightning_ssl.data.disk_cache import ArrayCache, cache_folder
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.intensity import scale_to_unit
 from lightning_ssl.data.verify import FileCheck, verify_files
 from lightning_ssl.errors import one_line
-from lightning_ssl.schema import ConfigError
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif")
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
-CACHES = ("none", "memory", "disk")
 INTENSITY = "grey levels / 255 (16-bit images / 65535) -> [0, 1], resized to patch_size (bilinear, antialiased)"
 _READ_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
@@ -48,27 +46,6 @@ def image_info(config: Any, channel: str, modality: str, class_names: Sequence[s
         num_classes=len(class_names) if class_names else None,
         class_names=list(class_names),
     )
-
-
-def check_config(config: Any) -> None:
-    """ConfigError unless the config asks for 2D images of a 2-value patch size; DataError for an unknown cache."""
-    if config.spatial_dims != 2 or len(config.patch_size) != 2:
-        raise ConfigError(
-            f"data {config.name!r} holds 2D images: set data.spatial_dims=2 and a 2-value data.patch_size "
-            f"(got spatial_dims={config.spatial_dims}, patch_size={list(config.patch_size)})"
-        )
-    if config.cache not in CACHES:
-        raise DataError(f"data.cache={config.cache!r} is not one of {', '.join(CACHES)}")
-
-
-def data_root(config: Any) -> Path:
-    """``data.root`` as a folder; DataError when it is unset or not a folder."""
-    if config.root is None:
-        raise DataError(f"data.root is not set: pass data.root=/path/to/the/{config.name}/folder")
-    root = Path(config.root).expanduser()
-    if not root.is_dir():
-        raise DataError(f"data.root={config.root!r} is not a folder: point it at the folder holding the {config.name} images")
-    return root
 
 
 def is_hidden(path: Path, root: Path) -> bool:
@@ -284,10 +261,16 @@ def patient_of(record: Record) -> str:
     return str(record.patient_id)
 
 
-def split_records(
-    records: Sequence[Record], val_fraction: float, test_fraction: float, seed: int, key: Callable[[Record], str] = patient_of
-) -> dict[str, list[Record]]:
-    """Records split by ``key`` (the patient by default) with ``split_patients``: no key in two splits."""
-    splits = split_patients([key(r) for r in records], val_fraction, test_fraction, seed)
-    where = {value: name for name, values in splits.items() for value in values}
-    return {name: [r for r in records if where[key(r)] == name] for name in splits}
+class ImageDataModule(BaseDataModule):
+    """The template of the 2D image datasets: 2D patch sizes only; ``image_splits`` makes an ImageDataset of each
+    split's records (after checking every file, see ``verify_records``)."""
+
+    def check_config(self) -> None:
+        """ConfigError unless the config asks for 2D images of a 2-value patch size."""
+        require_2d(self.config)
+
+    def image_splits(self, splits: dict[str, Sequence[Record]]) -> dict[str, ImageDataset | None]:
+        """An ImageDataset per non-empty split, after one check of every record's files (in file name order)."""
+        every = {str(r.image): r for records in splits.values() for r in records}
+        verify_records([every[name] for name in sorted(every)], self.config, self.config.name)
+        return {name: image_dataset(records, self.config) if records else None for name, records in splits.items()}

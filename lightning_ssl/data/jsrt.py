@@ -34,7 +34,7 @@ from monai.transforms import Transform
 from PIL import Image
 from torch.utils.data import Dataset
 
-from lightning_ssl.data.base import BaseDataModule, DataInfo, cached_dataset, split_patients
+from lightning_ssl.data.base import BaseDataModule, DataInfo, cached_dataset, require_2d, split_patients
 from lightning_ssl.data.disk_cache import ArrayCache, cache_folder
 from lightning_ssl.data.errors import DataError, data_errors
 from lightning_ssl.data.verify import FileCheck, Problems, verify_files
@@ -247,10 +247,7 @@ class JSRTDataModule(BaseDataModule):
 
     def _check_config(self) -> None:
         cfg = self.config
-        if cfg.spatial_dims != 2 or len(cfg.patch_size) != 2:
-            raise DataError(
-                f"JSRT images are 2D: set data.spatial_dims=2 and two values in data.patch_size (not {list(cfg.patch_size)})"
-            )
+        require_2d(cfg)
         for key, choices in (("mask", MASK_CHOICES), ("split", SPLIT_CHOICES)):
             if getattr(cfg, key) not in choices:
                 raise DataError(f"data.{key}={getattr(cfg, key)!r} is not one of {', '.join(choices)}")

@@ -25,19 +25,18 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
 from monai.transforms import LoadImage
-from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from lightning_ssl.data.base import CACHES, BaseDataModule, DataInfo, body_box, crop, ct_info, split_patients
+from lightning_ssl.data.base import CACHES, BaseDataModule, DataInfo, body_box, check_patch_size, ct_info, split_patients
 from lightning_ssl.data.disk_cache import cache_folder, source_stamp
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.intensity import ct_body_mask, window_hu
-from lightning_ssl.data.sampling import item_rng
+from lightning_ssl.data.patches import PatchDataset, TargetsFirst, Volume
 from lightning_ssl.data.verify import Problems
 from lightning_ssl.errors import one_line
 from lightning_ssl.registry import DATASETS
@@ -73,16 +72,23 @@ class Luna16Config(FolderDataConfig):
     val_fraction: float = 0.1
 
 
-@dataclass
-class Scan:
-    """One scan: HU (X, Y, Z) and body mask (arrays or memory maps), spacing (mm), body box, nodule centre voxels (K, 3)."""
+class Scan(Volume):
+    """One scan: HU (1, X, Y, Z) and body mask (arrays or memory maps), spacing (mm), body box, nodule centre voxels."""
 
-    seriesuid: str
-    hu: np.ndarray
-    body: np.ndarray
-    spacing: np.ndarray
-    box: tuple[np.ndarray, np.ndarray]
-    nodules: np.ndarray
+    @property
+    def seriesuid(self) -> str:
+        """The scan's LUNA16 id."""
+        return self.patient_id
+
+    @property
+    def hu(self) -> np.ndarray:
+        """The scan in Hounsfield units (X, Y, Z)."""
+        return self.image[0]
+
+    @property
+    def nodules(self) -> np.ndarray:
+        """The voxel of each annotated nodule centre inside the scan (K, 3)."""
+        return self.targets
 
 
 def find_scans(root: str | None) -> dict[int, list[Path]]:
@@ -242,104 +248,8 @@ def load_scan(mhd: Path, config: Luna16Config, annotations: dict[str, list[list[
     nodules = np.rint(world_to_voxel(points, affine, ras)).astype(np.int64) if points else np.zeros((0, 3), np.int64)
     inside = np.all((nodules >= 0) & (nodules < np.array(hu.shape)), axis=1)
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
-    return Scan(uid, hu, body, spacing.astype(np.float32), (np.asarray(low), np.asarray(high)), nodules[inside])
-
-
-def patch_box(config: Luna16Config) -> np.ndarray:
-    """The (X, Y, Z) size of a patch: ``patch_size``, one slice deep for 2D patches."""
-    dims = config.spatial_dims
-    if dims not in (2, 3) or len(config.patch_size) != dims:
-        raise DataError(f"data.patch_size={list(config.patch_size)} does not match data.spatial_dims={dims}")
-    return np.array([int(s) for s in config.patch_size] + ([1] if dims == 2 else []))
-
-
-def holds_nodule(origin: np.ndarray, size: np.ndarray, nodules: np.ndarray) -> bool:
-    """Whether the box of ``size`` at ``origin`` holds any of the nodule centres."""
-    return bool(np.any(np.all((nodules >= origin) & (nodules < origin + size), axis=1)))
-
-
-def nodule_origin(scan: Scan, nodule: np.ndarray, size: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A patch corner putting ``nodule`` in the middle half of the patch (moved to stay in the volume, still holding it)."""
-    offset = rng.integers(size // 4, size - size // 4)
-    return np.clip(nodule - offset, 0, np.array(scan.hu.shape) - size)
-
-
-def background_origin(scan: Scan, size: np.ndarray, rng: np.random.Generator, tries: int = 200) -> np.ndarray:
-    """A patch corner whose patch centre is in the body and whose patch holds no nodule centre (best effort)."""
-    low, high = scan.box
-    limit = np.array(scan.hu.shape) - size
-    origin = np.clip((low + high) // 2 - size // 2, 0, limit)
-    for _ in range(tries):
-        centre = rng.integers(low, high)
-        if scan.body[tuple(centre)]:
-            origin = np.clip(centre - size // 2, 0, limit)
-            if not holds_nodule(origin, size, scan.nodules):
-                break
-    return origin
-
-
-class LunaPatches(Dataset):
-    """``patches_per_volume`` patches per scan: one per nodule, the rest random in the body without nodule.
-
-    ``random=True`` draws new positions at every access (training); otherwise they are fixed by ``split_seed``.
-    With ``spatial_dims=2`` a patch is a 2D patch of one axial slice.
-    """
-
-    def __init__(self, scans: Sequence[Scan], config: Luna16Config, random: bool, labelled: bool) -> None:
-        self.scans = list(scans)
-        self.size = patch_box(config)
-        for scan in self.scans:
-            if np.any(self.size > np.array(scan.hu.shape)):
-                raise DataError(f"scan {scan.seriesuid} {list(scan.hu.shape)} is smaller than the patch: lower data.patch_size")
-        self.per_scan = config.patches_per_volume
-        self.window = list(config.hu_window)
-        self.spatial_dims = config.spatial_dims
-        self.labelled = labelled
-        rng = np.random.default_rng(config.split_seed)
-        self.fixed = None if random else [self._origin(i, rng) for i in range(len(self))]
-
-    def __len__(self) -> int:
-        return len(self.scans) * self.per_scan
-
-    def _origin(self, index: int, rng: np.random.Generator) -> np.ndarray:
-        scan, slot = self.scans[index // self.per_scan], index % self.per_scan
-        if slot < len(scan.nodules):
-            return nodule_origin(scan, scan.nodules[slot], self.size, rng)
-        return background_origin(scan, self.size, rng)
-
-    def class_labels(self) -> list[int] | None:
-        """Nodule (1) or not (0) per item, from the patch plan (no voxel read); None without annotations."""
-        if not self.labelled:
-            return None
-        if self.fixed is not None:
-            return [int(holds_nodule(o, self.size, self.scans[i // self.per_scan].nodules)) for i, o in enumerate(self.fixed)]
-        return [int(i % self.per_scan < len(self.scans[i // self.per_scan].nodules)) for i in range(len(self))]
-
-    def item_source(self, index: int) -> str:
-        """The scan item ``index`` is cut from."""
-        return f"scan {self.scans[index // self.per_scan].seriesuid}"
-
-    def column_values(self, column: str) -> list[str] | None:
-        """The seriesuid of every item for ``patient_id``; None for any other column."""
-        return [s.seriesuid for s in self.scans for _ in range(self.per_scan)] if column == "patient_id" else None
-
-    def __getitem__(self, index: int) -> dict:
-        scan = self.scans[index // self.per_scan]
-        if self.fixed is None:
-            origin = self._origin(index, item_rng(index))
-        else:
-            origin = self.fixed[index]
-        patch = window_hu(crop(scan.hu, origin, self.size), self.window)
-        if self.spatial_dims == 2:
-            patch = patch[..., 0]
-        item = {
-            "image": torch.from_numpy(np.ascontiguousarray(patch)[None]),
-            "patient_id": scan.seriesuid,
-            "meta": {"spacing": torch.from_numpy(scan.spacing[: self.spatial_dims].copy())},
-        }
-        if self.labelled:
-            item["label"] = torch.tensor(int(holds_nodule(origin, self.size, scan.nodules)), dtype=torch.long)
-        return item
+    box = (np.asarray(low), np.asarray(high))
+    return Scan(uid, hu[None], body, targets=nodules[inside], spacing=spacing.astype(np.float32), source=str(mhd), box=box)
 
 
 @DATASETS.register("luna16")
@@ -387,7 +297,7 @@ class Luna16DataModule(BaseDataModule):
         if self.train_dataset is not None:
             return
         cfg = self.config
-        patch_box(cfg)
+        check_patch_size(cfg)
         if cfg.cache not in CACHES:
             raise DataError(f"data.cache={cfg.cache!r} is not one of {', '.join(CACHES)}")
         files = self._subset_files()
@@ -405,11 +315,23 @@ class Luna16DataModule(BaseDataModule):
             with problems.collect():
                 loaded[path] = load_scan(path, cfg, annotations)
         problems.raise_any()
+        extent = list(cfg.patch_size) + [1] * (3 - len(cfg.patch_size))
+        for scan in loaded.values():
+            with problems.collect():
+                if any(p > s for p, s in zip(extent, scan.hu.shape)):
+                    raise DataError(f"scan {scan.source} {list(scan.hu.shape)} is smaller than the patch: lower data.patch_size")
+        problems.raise_any()
         scans = {name: [loaded[f] for f in paths] for name, paths in files.items()}
-        labelled = annotations is not None
-        self.train_dataset = LunaPatches(scans["train"], cfg, random=True, labelled=labelled)
-        self.val_dataset = LunaPatches(scans["val"], cfg, random=False, labelled=labelled)
-        self.test_dataset = LunaPatches(scans["test"], cfg, random=False, labelled=labelled) if scans["test"] else None
+
+        def patches(name: str, random: bool) -> PatchDataset | None:
+            if not scans[name]:
+                return None
+            return PatchDataset(
+                scans[name], cfg.patch_size, cfg.patches_per_volume, TargetsFirst(), random, cfg.split_seed,
+                labelled=annotations is not None, intensity=partial(window_hu, window=cfg.hu_window),
+            )
+
+        self.train_dataset, self.val_dataset, self.test_dataset = patches("train", True), patches("val", False), patches("test", False)
 
     def _hold_out(self, train: list[Path]) -> tuple[list[Path], list[Path]]:
         """(train, val) scans when no validation subset is present: ``val_fraction`` of the training scans by split_seed."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from lightning_ssl.data.base import BaseDataModule, DataInfo, ct_info, split_patients
 from lightning_ssl.data.intensity import window_hu
 from lightning_ssl.data.patches import PatchDataset, Volume
@@ -47,8 +49,8 @@ class PhantomCTDataModule(BaseDataModule):
             patient_id=phantom.patient_id,
             image=window_hu(phantom.hu, self.config.hu_window)[None],
             body=phantom.body_mask,
-            mask=phantom.lung_mask.astype("uint8"),
-            label_mask=phantom.nodule_mask,
+            mask=phantom.lung_mask.astype("uint8")[None],
+            targets=np.argwhere(phantom.nodule_mask),
         )
 
     def setup(self, stage: str | None = None) -> None:
@@ -62,7 +64,7 @@ class PhantomCTDataModule(BaseDataModule):
 
         def make(split: str, random: bool) -> PatchDataset:
             volumes = [self._volume(ids[p]) for p in splits[split]]
-            return PatchDataset(volumes, cfg.patch_size, cfg.patches_per_volume, cfg.spatial_dims, random, cfg.split_seed)
+            return PatchDataset(volumes, cfg.patch_size, cfg.patches_per_volume, random=random, seed=cfg.split_seed, labelled=True)
 
         self.train_dataset = make("train", True)
         self.val_dataset = make("val", False)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lightning_ssl.data.base import BaseDataModule, DataInfo, split_patients
+from lightning_ssl.data.base import BaseDataModule, DataInfo, require_2d, split_patients
 from lightning_ssl.data.phantoms import ChestXRayPhantom, chest_xray_phantom
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import ConfigError, DataConfig
@@ -89,11 +89,7 @@ class PhantomXRayDataModule(BaseDataModule):
 
     def _check_config(self) -> None:
         cfg = self.config
-        if cfg.spatial_dims != 2 or len(cfg.patch_size) != 2:
-            raise ConfigError(
-                f"data {cfg.name!r} holds 2D images: set data.spatial_dims=2 and a 2-value data.patch_size "
-                f"(got spatial_dims={cfg.spatial_dims}, patch_size={list(cfg.patch_size)})"
-            )
+        require_2d(cfg)
         if not 0.0 <= cfg.pneumonia_fraction <= 1.0:
             raise ConfigError(f"data.pneumonia_fraction={cfg.pneumonia_fraction} must lie in [0, 1]")
 

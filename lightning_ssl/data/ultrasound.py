@@ -20,19 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from lightning_ssl.data.base import BaseDataModule, DataInfo
+from lightning_ssl.data.base import DataInfo
 from lightning_ssl.data.errors import DataError
+from lightning_ssl.data.images2d import ImageDataModule, ImageDataset, Record, image_info, list_images, patient_of
 from lightning_ssl.data.verify import DataProblems, Problems
-from lightning_ssl.data.images2d import (
-    Record,
-    check_config,
-    data_root,
-    image_dataset,
-    image_info,
-    list_images,
-    split_records,
-    verify_records,
-)
 from lightning_ssl.errors import one_line
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import FolderDataConfig
@@ -99,26 +90,24 @@ def fetal_record(images: Path, line: int, row: dict[str, str], path: Path) -> tu
 
 
 @DATASETS.register("fetal_planes")
-class FetalPlanesDataModule(BaseDataModule):
+class FetalPlanesDataModule(ImageDataModule):
     """Fetal ultrasound planes: ``image`` (1, H, W) in [0, 1], ``label`` (plane) and ``patient_id``.
 
     ``column_values`` also serves ``plane``, ``brain_plane``, ``operator`` and ``us_machine``.
     """
 
     Config = FetalPlanesConfig
+    root_hint = f"the folder holding {FETAL_CSV} and Images/"
 
     @property
     def info(self) -> DataInfo:
         """One B-mode ultrasound channel, grey levels / 255, six planes."""
         return image_info(self.config, "ultrasound", "ultrasound (fetal, B-mode)", [p.lower() for p in PLANES])
 
-    def setup(self, stage: str | None = None) -> None:
+    def make_splits(self) -> dict[str, ImageDataset | None]:
         """Read the CSV, check every listed image exists, keep the official test split, hold out val patients."""
-        if self.train_dataset is not None:
-            return
         cfg = self.config
-        check_config(cfg)
-        base = fetal_folder(data_root(cfg))
+        base = fetal_folder(self.data_root())
         path = base / FETAL_CSV
         problems = Problems()
         rows = []
@@ -129,14 +118,10 @@ class FetalPlanesDataModule(BaseDataModule):
         problems.raise_any()
         if not rows:
             raise DataError(f"{path} lists no images")
-        verify_records([r for r, _ in rows], cfg, "fetal_planes")
         train, test = [r for r, is_train in rows if is_train], [r for r, is_train in rows if not is_train]
         if not train:
             raise DataError(f"{path} puts no image in the training split (column Train = 1)")
-        splits = split_records(train, cfg.val_fraction, 0.0, cfg.split_seed)
-        self.train_dataset = image_dataset(splits["train"], cfg)
-        self.val_dataset = image_dataset(splits["val"], cfg)
-        self.test_dataset = image_dataset(test, cfg) if test else None
+        return self.image_splits({**self.split(train, cfg.val_fraction, 0.0, key=patient_of), "test": test})
 
 
 @dataclass
@@ -205,7 +190,7 @@ def busi_records(base: Path, with_masks: bool | None) -> list[Record]:
 
 
 @DATASETS.register("busi")
-class BUSIDataModule(BaseDataModule):
+class BUSIDataModule(ImageDataModule):
     """BUSI: ``image`` (1, H, W) in [0, 1], ``label`` and (unless ``with_masks`` is false) ``mask`` (1, H, W) uint8
     {0, 1}, the union of an image's masks.
 
@@ -215,21 +200,15 @@ class BUSIDataModule(BaseDataModule):
     """
 
     Config = BUSIConfig
+    root_hint = f"the folder holding {BUSI_FOLDER}/"
 
     @property
     def info(self) -> DataInfo:
         """One B-mode ultrasound channel, grey levels / 255, three classes."""
         return image_info(self.config, "ultrasound", "ultrasound (breast, B-mode)", BUSI_CLASSES)
 
-    def setup(self, stage: str | None = None) -> None:
-        """Pair images with masks (when asked for), check every file, split by image."""
-        if self.train_dataset is not None:
-            return
+    def make_splits(self) -> dict[str, ImageDataset | None]:
+        """Pair images with masks (when asked for), split by image."""
         cfg = self.config
-        check_config(cfg)
-        records = busi_records(busi_folder(data_root(cfg)), cfg.with_masks)
-        verify_records(records, cfg, "busi")
-        splits = split_records(records, cfg.val_fraction, cfg.test_fraction, cfg.split_seed, key=lambda r: str(r.image))
-        self.train_dataset = image_dataset(splits["train"], cfg)
-        self.val_dataset = image_dataset(splits["val"], cfg)
-        self.test_dataset = image_dataset(splits["test"], cfg) if splits["test"] else None
+        records = busi_records(busi_folder(self.data_root()), cfg.with_masks)
+        return self.image_splits(self.split(records, cfg.val_fraction, cfg.test_fraction, key=lambda r: str(r.image)))

@@ -294,8 +294,8 @@ def test_real_brats_2023_cases():
     assert item["patient_id"] == "BraTS-GLI-90001-000" and item["image"].shape == (4, 32, 32, 16)
     assert item["mask"].shape == (1, 32, 32, 16) and set(item["mask"].unique().tolist()) <= {0, 1, 2, 3}
     assert 0 <= item["image"].min() and item["image"].max() <= 1 and item["image"].amax() > 0
-    case = dm.train_dataset.cases[0]  # the whole case, cropped to the brain
-    assert set(case["mask"].unique().tolist()) == {0, 1, 2, 3} and case["image"].amax(dim=(1, 2, 3)).tolist() == [1.0] * 4
+    case = dm.train_dataset.volumes[0]  # the whole case, cropped to the brain
+    assert set(case.mask.unique().tolist()) == {0, 1, 2, 3} and case.image.amax(dim=(1, 2, 3)).tolist() == [1.0] * 4
     unlabeled = dm.unlabeled_dataset()
     assert len(unlabeled) == 1 and unlabeled[0]["patient_id"] == "BraTS-GLI-00001-000" and "mask" not in unlabeled[0]
 
@@ -342,4 +342,4 @@ def test_check_data_gives_one_line_per_bad_case_naming_its_file_not_one_per_patc
     assert main(["check-data", *overrides]) == 1
     out = capsys.readouterr().out
     (line,) = [line for line in out.splitlines() if line.startswith("- ")]
-    assert "problems found: 1" in out and re.search(rf"^- \w+ items \d+-\d+ \(case BraTS-GLI-00002-000\): cannot read {re.escape(str(cut))}", line)
+    assert "problems found: 1" in out and re.search(rf"^- \w+ items \d+-\d+: cannot read {re.escape(str(cut))}", line)
