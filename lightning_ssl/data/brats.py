@@ -36,7 +36,6 @@ from lightning_ssl.data.base import (
     body_box,
     cached_dataset,
     check_patch_size,
-    split_patients,
 )
 from lightning_ssl.data.budget import labeled_subset
 from lightning_ssl.data.errors import DataError, data_errors
@@ -156,13 +155,9 @@ def read_case(folder: Path) -> Case:
     return Case(case, layout, {key: path for key, path in files.items() if path is not None})
 
 
-def find_cases(root: str | Path | None) -> list[Case]:
-    """Every case under ``root``, sorted by id; DataError for a missing or empty root and for duplicate ids."""
-    if root is None:
-        raise DataError("data.root is not set: pass data.root=/path/to/brats (the folder holding the case folders)")
-    folder = Path(root).expanduser()
-    if not folder.is_dir():
-        raise DataError(f"data.root={str(root)!r} is not a folder: point it at the folder holding the BraTS case folders")
+def find_cases(folder: Path) -> list[Case]:
+    """Every case under ``folder``, sorted by id; DataProblems naming every unreadable case, DataError for none or a
+    duplicate id."""
     cases, problems = [], Problems()
     for case_folder in case_folders(folder):
         with problems.collect():
@@ -301,6 +296,7 @@ class BraTSDataModule(BaseDataModule):
     """
 
     Config = BraTSConfig
+    root_hint = "the folder holding the BraTS case folders"
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
@@ -322,7 +318,8 @@ class BraTSDataModule(BaseDataModule):
             axes="X,Y,Z" if cfg.spatial_dims == 3 else "X,Y (axial slices)",
         )
 
-    def _check_config(self) -> None:
+    def check_config(self) -> None:
+        """A known label convention and MRI normalisation, a patch of spatial_dims values."""
         cfg = self.config
         if cfg.label_convention not in ("auto", *CONVENTIONS):
             raise ConfigError(f"data.label_convention={cfg.label_convention!r} is not one of auto, {', '.join(CONVENTIONS)}")
@@ -354,13 +351,10 @@ class BraTSDataModule(BaseDataModule):
             with_mask=with_mask, patient_ids=ids,
         )
 
-    def setup(self, stage: str | None = None) -> None:
-        """Find the cases, check their names and header shapes, split the labeled ones (or all) by case."""
-        if self.train_dataset is not None:
-            return
-        self._check_config()
+    def make_splits(self) -> dict[str, PatchDataset | None]:
+        """Find the cases, check their names, header shapes and voxels, split the labeled ones (or all) by case."""
         cfg = self.config
-        self.cases = find_cases(cfg.root)
+        self.cases = find_cases(self.data_root())
         problems = Problems()
         for case in tqdm(self.cases, desc="checking BraTS headers", disable=len(self.cases) < 50):
             with problems.collect():
@@ -380,14 +374,10 @@ class BraTSDataModule(BaseDataModule):
                 len(self.cases),
                 len(self.cases),
             )
-        pool = labeled if with_mask else self.cases
-        splits = split_patients([c.case_id for c in pool], cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
-        part = {name: [c for c in pool if c.case_id in set(ids)] for name, ids in splits.items()}
-        self.train_dataset = self._patches(part["train"], random=True, with_mask=with_mask)
-        self.val_dataset = self._patches(part["val"], random=False, with_mask=with_mask)
-        self.test_dataset = self._patches(part["test"], random=False, with_mask=with_mask)
         if with_mask:
             self.unlabeled_cases = self._patches([c for c in self.cases if not c.labeled], random=True, with_mask=False)
+        parts = self.split(labeled if with_mask else self.cases, cfg.val_fraction, cfg.test_fraction, key=lambda c: c.case_id)
+        return {name: self._patches(cases, random=name == "train", with_mask=with_mask) for name, cases in parts.items()}
 
     def _train(self) -> PatchDataset:
         if self.train_dataset is None:

@@ -13,7 +13,7 @@ import numpy as np
 from monai.transforms import LoadImage, SpatialPad
 from tqdm.auto import tqdm
 
-from lightning_ssl.data.base import BaseDataModule, DataInfo, ct_info, split_patients
+from lightning_ssl.data.base import BaseDataModule, DataInfo, ct_info
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.intensity import ct_body_mask, window_hu
 from lightning_ssl.data.patches import PatchDataset, Volume
@@ -54,11 +54,8 @@ class CTFolderConfig(FolderDataConfig):
     small_volumes: SmallVolumes = SmallVolumes.pad
 
 
-def find_volumes(root: str | Path, pattern: str, exclude: list[str]) -> list[Path]:
-    """The files under ``root`` matching ``pattern`` (recursively) and none of ``exclude``, sorted."""
-    folder = Path(root).expanduser()
-    if not folder.is_dir():
-        raise FileNotFoundError(f"data.root={str(root)!r} is not a folder: point data.root at the folder holding the CT volumes")
+def find_volumes(folder: Path, pattern: str, exclude: list[str]) -> list[Path]:
+    """The files under ``folder`` matching ``pattern`` (recursively) and none of ``exclude``, sorted."""
     files = sorted(p for p in folder.rglob(pattern) if p.is_file() and not any(fnmatch.fnmatch(p.name, e) for e in exclude))
     if not files:
         raise FileNotFoundError(f"no file matching {pattern!r} under {folder} (excluding {exclude}): check data.root and data.pattern")
@@ -100,6 +97,7 @@ class CTFolderDataModule(BaseDataModule):
     """
 
     Config = CTFolderConfig
+    root_hint = "the folder holding the CT volumes"
 
     @property
     def info(self) -> DataInfo:
@@ -124,14 +122,10 @@ class CTFolderDataModule(BaseDataModule):
             log.info("%s: padded with air to %s (data.small_volumes=pad)", found, list(image.shape[1:]))
         return Volume(patient_id=patient_id(path, cfg.patient_id_regex), image=image, body=body[0], source=str(path))
 
-    def setup(self, stage: str | None = None) -> None:
-        """Read the volumes and split them by patient."""
-        if self.train_dataset is not None:
-            return
+    def make_splits(self) -> dict[str, PatchDataset | None]:
+        """Read the volumes and split them by patient (one volume: by slabs)."""
         cfg = self.config
-        if cfg.root is None:
-            raise DataError("data.root is not set: pass data.root=/path/to/ct/folder")
-        files = find_volumes(cfg.root, cfg.pattern, list(cfg.exclude))
+        files = find_volumes(self.data_root(), cfg.pattern, list(cfg.exclude))
         loaded, problems = [], Problems()
         for path in tqdm(files, desc="reading CT volumes", disable=len(files) < 4):
             with problems.collect():
@@ -144,17 +138,15 @@ class CTFolderDataModule(BaseDataModule):
                 f"lower it or set data.small_volumes=pad"
             )
         if len(volumes) == 1:
-            train, val = self._slab_split(volumes[0])
-            test: list[Volume] = []
+            parts = dict(zip(("train", "val"), self._slab_split(volumes[0])))
         else:
-            splits = split_patients([v.patient_id for v in volumes], cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
-            by_split = {name: [v for v in volumes if v.patient_id in set(ids)] for name, ids in splits.items()}
-            train, val, test = by_split["train"], by_split["val"], by_split["test"]
-        patches = (cfg.patch_size, cfg.patches_per_volume)
-        self.train_dataset = PatchDataset(train, *patches, random=True, seed=cfg.split_seed)
-        self.val_dataset = PatchDataset(val, *patches, random=False, seed=cfg.split_seed)
-        if test:
-            self.test_dataset = PatchDataset(test, *patches, random=False, seed=cfg.split_seed)
+            parts = self.split(volumes, cfg.val_fraction, cfg.test_fraction, key=lambda v: v.patient_id)
+        return {
+            name: PatchDataset(chosen, cfg.patch_size, cfg.patches_per_volume, random=name == "train", seed=cfg.split_seed)
+            if chosen
+            else None
+            for name, chosen in parts.items()
+        }
 
     def _slab_split(self, volume: Volume) -> tuple[list[Volume], list[Volume]]:
         depth = volume.image.shape[-1]

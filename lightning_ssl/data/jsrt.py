@@ -34,12 +34,12 @@ from monai.transforms import Transform
 from PIL import Image
 from torch.utils.data import Dataset
 
-from lightning_ssl.data.base import BaseDataModule, DataInfo, cached_dataset, require_2d, split_patients
+from lightning_ssl.data.base import BaseDataModule, DataInfo, cached_dataset, require_2d
 from lightning_ssl.data.disk_cache import ArrayCache, cache_folder
 from lightning_ssl.data.errors import DataError, data_errors
 from lightning_ssl.data.verify import FileCheck, Problems, verify_files
 from lightning_ssl.registry import DATASETS
-from lightning_ssl.schema import FolderDataConfig
+from lightning_ssl.schema import Cache, FolderDataConfig
 
 SIDE = 2048
 FILE_BYTES = SIDE * SIDE * 2
@@ -73,20 +73,15 @@ class JSRTConfig(FolderDataConfig):
     spatial_dims: int = 2
     patch_size: list[int] = field(default_factory=lambda: [256, 256])
     batch_size: int = 16
-    cache: str = "memory"
+    cache: Cache = Cache.memory
     mask: str = "auto"
     split: str = "auto"
     val_fraction: float = 0.1
     test_fraction: float = 0.5
 
 
-def find_images(root: str | None) -> dict[str, Path]:
-    """The JSRT .IMG files by image id (``JPCLN001``), after checking names and file sizes."""
-    if root is None:
-        raise DataError("data.root is not set: pass data.root=/path/to/jsrt (the folder holding All247images)")
-    folder = Path(root).expanduser()
-    if not folder.is_dir():
-        raise DataError(f"data.root={str(root)!r} is not a folder: point it at the folder holding All247images")
+def find_images(folder: Path) -> dict[str, Path]:
+    """The JSRT .IMG files by image id (``JPCLN001``) in ``folder`` or its All247images, after checking names and sizes."""
     images = folder / "All247images" if (folder / "All247images").is_dir() else folder
     files = sorted(p for p in images.iterdir() if p.is_file() and p.suffix.lower() == ".img")
     if not files:
@@ -120,7 +115,7 @@ def read_jsrt(path: Path) -> np.ndarray:
     return 1.0 - values.astype(np.float32) / MAX_VALUE
 
 
-def find_scr(root: str) -> dict[str, Path]:
+def find_scr(root: Path) -> dict[str, Path]:
     """The ``masks`` folder of each SCR fold found up to three levels under ``root`` (empty when there is none)."""
     found: dict[str, Path] = {}
     for pattern in ("{}", "*/{}", "*/*/{}"):
@@ -227,6 +222,7 @@ class JSRTDataModule(BaseDataModule):
     """JSRT chest X-rays, ``label`` = nodule, optional SCR ``mask``, SCR 2-fold or seeded split."""
 
     Config = JSRTConfig
+    root_hint = "the folder holding All247images (and the SCR fold1/fold2 masks)"
 
     @property
     def info(self) -> DataInfo:
@@ -245,7 +241,8 @@ class JSRTDataModule(BaseDataModule):
             class_names=list(CLASS_NAMES),
         )
 
-    def _check_config(self) -> None:
+    def check_config(self) -> None:
+        """2D images, and known ``data.mask`` and ``data.split`` choices."""
         cfg = self.config
         require_2d(cfg)
         for key, choices in (("mask", MASK_CHOICES), ("split", SPLIT_CHOICES)):
@@ -288,22 +285,20 @@ class JSRTDataModule(BaseDataModule):
         """Image ids by split: fold1 into train and val by split_seed and fold2 as test, or a seeded split of every image."""
         cfg = self.config
         if split == "random":
-            return split_patients(image_ids, cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
+            return self.split(image_ids, cfg.val_fraction, cfg.test_fraction)
         outside = [i for i in image_ids if i not in folds]
         if outside:
             raise DataError(f"{outside[0]} has a JSRT image but no SCR mask in fold1 or fold2: set data.split=random")
-        ids = split_patients([i for i in image_ids if folds[i] == "fold1"], cfg.val_fraction, 0.0, cfg.split_seed)
+        ids = self.split([i for i in image_ids if folds[i] == "fold1"], cfg.val_fraction, 0.0)
         ids["test"] = [i for i in image_ids if folds[i] == "fold2"]
         return ids
 
-    def setup(self, stage: str | None = None) -> None:
+    def make_splits(self) -> dict[str, JSRTDataset | None]:
         """Find and check the images (and masks), split them, and build the datasets."""
-        if self.train_dataset is not None:
-            return
         cfg = self.config
-        self._check_config()
-        images = find_images(cfg.root)
-        scr = find_scr(cfg.root)
+        root = self.data_root()
+        images = find_images(root)
+        scr = find_scr(root)
         mask, split = self._mask_and_split(scr)
         folds = fold_of_images(scr)
         ids = self._split(sorted(images), folds, split)
@@ -314,5 +309,4 @@ class JSRTDataModule(BaseDataModule):
         problems.raise_any()
         masks = [item["mask_files"] for item in items.values() if "mask_files" in item]
         verify_files([FileCheck(tuple(map(Path, files)), partial(read_mask, files)) for files in masks], cfg, "jsrt")
-        self.train_dataset, self.val_dataset = (JSRTDataset([items[i] for i in sorted(ids[s])], cfg) for s in ("train", "val"))
-        self.test_dataset = JSRTDataset([items[i] for i in sorted(ids["test"])], cfg) if ids["test"] else None
+        return {name: JSRTDataset([items[i] for i in sorted(chosen)], cfg) if chosen else None for name, chosen in ids.items()}

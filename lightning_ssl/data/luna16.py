@@ -32,7 +32,7 @@ import numpy as np
 from monai.transforms import LoadImage
 from tqdm.auto import tqdm
 
-from lightning_ssl.data.base import CACHES, BaseDataModule, DataInfo, body_box, check_patch_size, ct_info, split_patients
+from lightning_ssl.data.base import BaseDataModule, DataInfo, body_box, ct_info
 from lightning_ssl.data.disk_cache import cache_folder, source_stamp
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.intensity import ct_body_mask, window_hu
@@ -91,13 +91,8 @@ class Scan(Volume):
         return self.targets
 
 
-def find_scans(root: str | None) -> dict[int, list[Path]]:
-    """The .mhd files of every non-empty ``subsetN`` folder of ``root``, by subset number."""
-    if root is None:
-        raise DataError("data.root is not set: pass data.root=/path/to/luna16 (the folder holding subset0..subset9)")
-    folder = Path(root).expanduser()
-    if not folder.is_dir():
-        raise DataError(f"data.root={str(root)!r} is not a folder: point it at the folder holding subset0..subset9")
+def find_scans(folder: Path) -> dict[int, list[Path]]:
+    """The .mhd files of every non-empty ``subsetN`` folder of ``folder``, by subset number."""
     subsets = {}
     for child in sorted(folder.iterdir()):
         match = SUBSET_FOLDER.match(child.name)
@@ -257,6 +252,7 @@ class Luna16DataModule(BaseDataModule):
     """LUNA16 chest CT cubes (or axial slice patches) by subset; ``label`` = nodule centre in the patch."""
 
     Config = Luna16Config
+    root_hint = "the folder holding subset0..subset9"
 
     @property
     def info(self) -> DataInfo:
@@ -271,7 +267,7 @@ class Luna16DataModule(BaseDataModule):
         repeated = sorted({s for s in flat if flat.count(s) > 1})
         if repeated:
             raise DataError(f"subset(s) {repeated} are in more than one of data.train_subsets, val_subsets, test_subsets")
-        found = find_scans(cfg.root)
+        found = find_scans(self.data_root())
         absent = [s for s in flat if s not in found]
         if absent:
             log.warning("LUNA16 subsets absent from %s: %s (present: %s)", cfg.root, absent, sorted(found))
@@ -286,20 +282,15 @@ class Luna16DataModule(BaseDataModule):
 
     def _annotations(self) -> dict[str, list[list[float]]] | None:
         """The nodule table, or None (with a warning) when the file is absent."""
-        path = Path(self.config.root).expanduser() / self.config.annotations
+        path = self.data_root() / self.config.annotations
         if not path.is_file():
             log.warning("no %s: LUNA16 items have no nodule label", path)
             return None
         return read_annotations(path)
 
-    def setup(self, stage: str | None = None) -> None:
+    def make_splits(self) -> dict[str, PatchDataset | None]:
         """Find and check the scans of every subset, read them with their nodules, and build the patch datasets."""
-        if self.train_dataset is not None:
-            return
         cfg = self.config
-        check_patch_size(cfg)
-        if cfg.cache not in CACHES:
-            raise DataError(f"data.cache={cfg.cache!r} is not one of {', '.join(CACHES)}")
         files = self._subset_files()
         if not files["val"]:
             files["train"], files["val"] = self._hold_out(files["train"])
@@ -323,26 +314,26 @@ class Luna16DataModule(BaseDataModule):
         problems.raise_any()
         scans = {name: [loaded[f] for f in paths] for name, paths in files.items()}
 
-        def patches(name: str, random: bool) -> PatchDataset | None:
-            if not scans[name]:
-                return None
-            return PatchDataset(
-                scans[name], cfg.patch_size, cfg.patches_per_volume, TargetsFirst(), random, cfg.split_seed,
-                labelled=annotations is not None, intensity=partial(window_hu, window=cfg.hu_window),
+        window = partial(window_hu, window=cfg.hu_window)
+        return {
+            name: PatchDataset(
+                scans[name], cfg.patch_size, cfg.patches_per_volume, TargetsFirst(), name == "train", cfg.split_seed,
+                labelled=annotations is not None, intensity=window,
             )
-
-        self.train_dataset, self.val_dataset, self.test_dataset = patches("train", True), patches("val", False), patches("test", False)
+            if scans[name]
+            else None
+            for name in SPLITS
+        }
 
     def _hold_out(self, train: list[Path]) -> tuple[list[Path], list[Path]]:
         """(train, val) scans when no validation subset is present: ``val_fraction`` of the training scans by split_seed."""
         cfg = self.config
         try:
-            split = split_patients([f.name for f in train], cfg.val_fraction, 0.0, cfg.split_seed)
+            split = self.split(train, cfg.val_fraction, 0.0, key=lambda f: f.name)
         except DataError:
             raise DataError(
                 f"no scan of data.val_subsets={list(cfg.val_subsets)} and {len(train)} training scan(s) to hold out from: "
                 f"add a validation subset folder or more training scans"
             ) from None
-        held = set(split["val"])
-        log.warning("no scan of val_subsets %s: %d training scan(s) validate instead", list(cfg.val_subsets), len(held))
-        return [f for f in train if f.name not in held], [f for f in train if f.name in held]
+        log.warning("no scan of val_subsets %s: %d training scan(s) validate instead", list(cfg.val_subsets), len(split["val"]))
+        return split["train"], split["val"]

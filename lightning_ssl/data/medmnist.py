@@ -334,8 +334,6 @@ class MedMNISTDataModule(BaseDataModule):
         dims = FLAVOURS[cfg.flavour].spatial_dims if cfg.flavour in FLAVOURS else cfg.spatial_dims
         if cfg.size not in SIZES[dims]:
             raise ConfigError(f"data.size={cfg.size} is not a MedMNIST size of {cfg.flavour}: use one of {SIZES[dims]}")
-        if len(cfg.patch_size) != cfg.spatial_dims:
-            raise ConfigError(f"data.patch_size={list(cfg.patch_size)} needs {cfg.spatial_dims} values for data.spatial_dims")
         if path.is_file():
             return path
         if not cfg.download:
@@ -351,13 +349,11 @@ class MedMNISTDataModule(BaseDataModule):
         """Download the file when it is absent (Lightning calls this once per node)."""
         self.path()
 
-    def setup(self, stage: str | None = None) -> None:
+    def make_splits(self) -> dict[str, MedMNISTDataset]:
         """Read the file into memory, check its layout against the config, resize to ``patch_size`` if needed."""
-        if self.train_dataset is not None:
-            return
         cfg, path, arrays = self.config, self.path(), self._read()
         info = self.info
-        splits = []
+        splits = {}
         for split in SPLITS:
             images = channels_first(arrays[f"{split}_images"], cfg.spatial_dims, path)
             if images.shape[1] != info.in_channels:
@@ -366,6 +362,6 @@ class MedMNISTDataModule(BaseDataModule):
                 images = resize(images, list(cfg.patch_size))
             labels = as_labels(arrays[f"{split}_labels"])
             check_labels(labels, info.num_classes, path, split)
-            splits.append(MedMNISTDataset(images, labels))
-        self.train_dataset, self.val_dataset, self.test_dataset = splits
+            splits[split] = MedMNISTDataset(images, labels)
         self._arrays = None
+        return splits

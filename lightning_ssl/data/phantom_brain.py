@@ -13,7 +13,7 @@ from lightning_ssl.data.base import BaseDataModule, DataInfo, check_patch_size, 
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.intensity import intensity_of, normalise_mri
 from lightning_ssl.data.patches import PatchDataset, TargetFraction, Volume
-from lightning_ssl.data.phantoms import brain_mri_phantom
+from lightning_ssl.data.phantoms import brain_mri_phantom, patient_numbers
 from lightning_ssl.data.phantoms.brain_mri import FIELD_OF_VIEW_MM
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import ConfigError, DataConfig
@@ -99,7 +99,8 @@ class PhantomBrainMRIDataModule(BaseDataModule):
             class_names=["no tumour", "tumour"],
         )
 
-    def _check_config(self) -> None:
+    def check_config(self) -> None:
+        """A known MRI normalisation, a patch of spatial_dims values inside the volume, fractions in [0, 1]."""
         cfg = self.config
         intensity_of(cfg.mri_normalisation)
         check_patch_size(cfg)
@@ -123,22 +124,17 @@ class PhantomBrainMRIDataModule(BaseDataModule):
             targets=np.argwhere(phantom.labels),
         )
 
-    def setup(self, stage: str | None = None) -> None:
-        """Generate the phantoms (deterministic) and split them by patient."""
-        if self.train_dataset is not None:
-            return
-        self._check_config()
+    def make_splits(self) -> dict[str, PatchDataset | None]:
+        """Generate the phantoms (deterministic) and split them by patient, tumours in every held-out split."""
         cfg = self.config
-        volumes = {v.patient_id: v for v in map(self._volume, range(cfg.split_seed * 10_000, cfg.split_seed * 10_000 + cfg.num_patients))}
-        splits = split_by_tumour(volumes, cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
-
-        def make(split: str, random: bool) -> PatchDataset | None:
-            chosen = [volumes[p] for p in splits[split]]
-            if not chosen:
-                return None
-            positions = TargetFraction(cfg.tumour_patch_fraction)
-            return PatchDataset(chosen, cfg.patch_size, cfg.patches_per_volume, positions, random, cfg.split_seed, labelled=True)
-
-        self.train_dataset = make("train", True)
-        self.val_dataset = make("val", False)
-        self.test_dataset = make("test", False)
+        volumes = {v.patient_id: v for v in map(self._volume, patient_numbers(cfg.split_seed, cfg.num_patients))}
+        positions = TargetFraction(cfg.tumour_patch_fraction)
+        return {
+            name: PatchDataset(
+                [volumes[p] for p in chosen], cfg.patch_size, cfg.patches_per_volume, positions, name == "train",
+                cfg.split_seed, labelled=True,
+            )
+            if chosen
+            else None
+            for name, chosen in split_by_tumour(volumes, cfg.val_fraction, cfg.test_fraction, cfg.split_seed).items()
+        }

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lightning_ssl.data.base import BaseDataModule, DataInfo, ct_info, split_patients
+from lightning_ssl.data.base import BaseDataModule, DataInfo, ct_info
 from lightning_ssl.data.intensity import window_hu
 from lightning_ssl.data.patches import PatchDataset, Volume
-from lightning_ssl.data.phantoms import chest_ct_phantom
+from lightning_ssl.data.phantoms import chest_ct_phantom, patient_numbers
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import DataConfig
 
@@ -53,20 +53,16 @@ class PhantomCTDataModule(BaseDataModule):
             targets=np.argwhere(phantom.nodule_mask),
         )
 
-    def setup(self, stage: str | None = None) -> None:
+    def make_splits(self) -> dict[str, PatchDataset | None]:
         """Generate the phantoms (deterministic) and split them by patient."""
-        if self.train_dataset is not None:
-            return
         cfg = self.config
-        numbers = list(range(cfg.split_seed * 10_000, cfg.split_seed * 10_000 + cfg.num_patients))
-        ids = {str(n): n for n in numbers}
-        splits = split_patients(list(ids), cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
-
-        def make(split: str, random: bool) -> PatchDataset:
-            volumes = [self._volume(ids[p]) for p in splits[split]]
-            return PatchDataset(volumes, cfg.patch_size, cfg.patches_per_volume, random=random, seed=cfg.split_seed, labelled=True)
-
-        self.train_dataset = make("train", True)
-        self.val_dataset = make("val", False)
-        if splits["test"]:
-            self.test_dataset = make("test", False)
+        splits = self.split(list(patient_numbers(cfg.split_seed, cfg.num_patients)), cfg.val_fraction, cfg.test_fraction)
+        return {
+            name: PatchDataset(
+                [self._volume(n) for n in numbers], cfg.patch_size, cfg.patches_per_volume, random=name == "train",
+                seed=cfg.split_seed, labelled=True,
+            )
+            if numbers
+            else None
+            for name, numbers in splits.items()
+        }

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lightning_ssl.data.base import BaseDataModule, DataInfo, require_2d, split_patients
-from lightning_ssl.data.phantoms import ChestXRayPhantom, chest_xray_phantom
+from lightning_ssl.data.base import BaseDataModule, DataInfo, require_2d
+from lightning_ssl.data.phantoms import ChestXRayPhantom, chest_xray_phantom, patient_numbers
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import ConfigError, DataConfig
 
@@ -87,7 +87,8 @@ class PhantomXRayDataModule(BaseDataModule):
             class_names=list(CLASS_NAMES),
         )
 
-    def _check_config(self) -> None:
+    def check_config(self) -> None:
+        """2D images, a pneumonia fraction in [0, 1]."""
         cfg = self.config
         require_2d(cfg)
         if not 0.0 <= cfg.pneumonia_fraction <= 1.0:
@@ -101,13 +102,9 @@ class PhantomXRayDataModule(BaseDataModule):
         except ValueError as error:
             raise ConfigError(f"data.patch_size={list(cfg.patch_size)}: {error}") from None
 
-    def setup(self, stage: str | None = None) -> None:
+    def make_splits(self) -> dict[str, XRayPhantoms | None]:
         """Render the phantoms (deterministic) and split them by patient."""
-        if self.train_dataset is not None:
-            return
-        self._check_config()
         cfg = self.config
-        phantoms = {p.patient_id: p for p in map(self._phantom, range(cfg.split_seed * 10_000, cfg.split_seed * 10_000 + cfg.num_patients))}
-        splits = split_patients(list(phantoms), cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
-        datasets = {name: XRayPhantoms([phantoms[p] for p in ids]) if ids else None for name, ids in splits.items()}
-        self.train_dataset, self.val_dataset, self.test_dataset = datasets["train"], datasets["val"], datasets["test"]
+        phantoms = [self._phantom(n) for n in patient_numbers(cfg.split_seed, cfg.num_patients)]
+        splits = self.split(phantoms, cfg.val_fraction, cfg.test_fraction, key=lambda p: p.patient_id)
+        return {name: XRayPhantoms(chosen) if chosen else None for name, chosen in splits.items()}

@@ -70,7 +70,7 @@ def test_real_ct_volume_single_volume_holdout(caplog):
 def test_errors_name_the_folder_or_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="no file matching"):
         _datamodule(tmp_path).setup()
-    with pytest.raises(FileNotFoundError, match="is not a folder"):
+    with pytest.raises(DataError, match="is not a folder"):
         _datamodule(tmp_path / "missing").setup()
     (tmp_path / "broken.nii.gz").write_bytes(b"\x1f\x8b truncated")
     with pytest.raises(ValueError, match="broken.nii.gz"):
