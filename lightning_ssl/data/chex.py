@@ -30,8 +30,8 @@ from typing import Any
 
 from lightning_ssl.data.base import DataInfo
 from lightning_ssl.data.errors import DataError
-from lightning_ssl.data.verify import Problems
 from lightning_ssl.data.images2d import ImageDataModule, Record, image_info, list_images, patient_of
+from lightning_ssl.data.verify import Problems
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import ConfigError, FolderDataConfig
 

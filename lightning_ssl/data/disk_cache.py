@@ -14,6 +14,7 @@ import threading
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
 import numpy as np
 
 from lightning_ssl.data.errors import DataError

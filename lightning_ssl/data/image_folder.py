@@ -14,7 +14,15 @@ from pathlib import Path
 
 from lightning_ssl.data.base import DataInfo
 from lightning_ssl.data.errors import DataError
-from lightning_ssl.data.images2d import ImageDataModule, ImageDataset, Record, image_info, list_images, matches, patient_of
+from lightning_ssl.data.images2d import (
+    ImageDataModule,
+    ImageDataset,
+    Record,
+    image_info,
+    list_images,
+    matches,
+    patient_of,
+)
 from lightning_ssl.data.verify import Problems
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import FolderDataConfig

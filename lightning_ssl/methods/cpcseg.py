@@ -8,7 +8,6 @@ from typing import Any, Optional
 import torch
 from monai.losses import DiceCELoss
 
-from lightning_ssl.transforms.brats_labels import brats_regions
 from lightning_ssl.losses.info_nce import InfoNCELoss
 from lightning_ssl.methods.base import BaseMethod
 from lightning_ssl.metrics.brats_regions import BraTSRegionMetrics
@@ -16,6 +15,7 @@ from lightning_ssl.metrics.evaluation import log_scores
 from lightning_ssl.models.cpc import CPCBranch
 from lightning_ssl.registry import METHODS
 from lightning_ssl.schema import ConfigError, MethodConfig
+from lightning_ssl.transforms.brats_labels import brats_regions
 
 
 @dataclass

@@ -13,10 +13,10 @@ from lightning_ssl.cli import main
 from lightning_ssl.config import ConfigError, build_config
 from lightning_ssl.data import DATASETS
 from lightning_ssl.data.brats import BraTSDataModule
-from lightning_ssl.transforms.brats_labels import brats_regions
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.intensity import normalise_mri
 from lightning_ssl.train import pretrain
+from lightning_ssl.transforms.brats_labels import brats_regions
 
 SHAPE = (24, 24, 16)
 OLD = ("_", ("t1", "t1ce", "t2", "flair"))

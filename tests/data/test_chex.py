@@ -7,6 +7,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from PIL import Image
+from real_data import shared_file
 
 from lightning_ssl.cli import main
 from lightning_ssl.config import build_config
@@ -14,7 +15,6 @@ from lightning_ssl.data import DATASETS
 from lightning_ssl.data.chex import CheXDataModule, patient_and_kind
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.train import pretrain
-from real_data import shared_file
 
 LAYOUT = {
     "train": {
