@@ -112,8 +112,11 @@ def verify_files(checks: Sequence[FileCheck], config: Any, kind: str) -> None:
     if not config.get("verify", True) or not checks:
         return
     root = str(Path(config.root).expanduser().resolve()) if config.get("root") else ""
-    record = record_folder(config) / f"{kind}-{hashlib.sha256(root.encode()).hexdigest()[:16]}.json"
-    passed = _read_record(record)
+    try:
+        record: Path | None = record_folder(config) / f"{kind}-{hashlib.sha256(root.encode()).hexdigest()[:16]}.json"
+    except DataError:
+        record = None  # no writable cache folder: every file is checked, every run
+    passed = _read_record(record) if record is not None else set()
     problems = Problems()
     todo: list[tuple[str, FileCheck]] = []
     for check in checks:
@@ -137,6 +140,6 @@ def verify_files(checks: Sequence[FileCheck], config: Any, kind: str) -> None:
     for lines in found:
         problems.lines.extend(lines)
     newly = {key for (key, _), lines in zip(todo, found) if not lines}
-    if newly:
+    if newly and record is not None:
         _write_record(record, passed | newly)
     problems.raise_any()

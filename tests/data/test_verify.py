@@ -121,3 +121,14 @@ def test_a_bad_file_read_by_a_loader_worker_is_one_line_and_exit_code_2(tmp_path
     assert len(errors) == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
     assert errors[0].startswith(f"error: cannot read {root}/") and "truncated" in errors[0] and "worker" not in errors[0]
     assert done.stderr.rstrip().splitlines()[-1] == errors[0]
+
+
+def test_without_a_writable_cache_folder_every_file_is_still_checked(tmp_path, monkeypatch):
+    root = _folder(tmp_path / "images")
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("LIGHTNING_SSL_CACHE", str(blocked))
+    _setup(root)
+    _mask(root / "1-mask.png", value=100)
+    with pytest.raises(DataError, match=r"1-mask.png holds values \[100\]"):
+        _setup(root)
