@@ -79,9 +79,9 @@ class MethodConfig:
 class DataConfig:
     """Fields every dataset has.
 
-    ``seed``: draws the label budget (and, for data made on the fly, what is sampled); ``split_seed``: draws the
-    train/val/test split of data without an official one, independent of ``seed``, so every budget and
-    initialisation seed sees the same test images. ``label_budget``: how many training labels to keep (None or
+    ``seed``: draws the label budget, the training order and the random training patches; ``split_seed``: draws the
+    train/val/test split of data without an official one, the fixed validation/test patches and which phantoms are
+    made, independent of ``seed``, so every budget and initialisation seed sees the same test images. ``label_budget``: how many training labels to keep (None or
     "all", a fraction in (0, 1] such as 0.1, a percentage "10%", or a count such as 100), stratified by class and
     nested across budgets for one ``seed``; the rest of the training split is the unlabeled pool.
     """
@@ -99,12 +99,18 @@ class DataConfig:
 @dataclass
 class FolderDataConfig(DataConfig):
     """A dataset read from files under ``root``, optionally cached: ``cache`` none, memory (``cache_rate`` of the
-    items kept in RAM) or disk (in ``cache_dir``, reused by later runs)."""
+    items kept in RAM) or disk (in ``cache_dir``, reused by later runs).
+
+    ``verify``: at setup, read every file cheaply (headers, a reduced decode, mask and label values) and stop before
+    training with one line per bad file; files that passed are recorded (in ``cache_dir``, else
+    ``~/.cache/lightning_ssl``) and not read again while unchanged. false skips the pass: a bad file then stops
+    training when it is first read."""
 
     root: Optional[str] = None
     cache: Cache = Cache.none
     cache_rate: float = 1.0
     cache_dir: Optional[str] = None
+    verify: bool = True
 
 
 @dataclass

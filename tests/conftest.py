@@ -16,8 +16,9 @@ from zoo_helpers import Server
 
 @pytest.fixture(autouse=True)
 def isolated_stores(tmp_path, monkeypatch):
-    """Every test gets its own zoo store and W&B folder; W&B never goes online."""
+    """Every test gets its own zoo store, record of verified data files and W&B folder; W&B never goes online."""
     monkeypatch.setenv("LIGHTNING_SSL_ZOO", str(tmp_path / "zoo"))
+    monkeypatch.setenv("LIGHTNING_SSL_CACHE", str(tmp_path / "lightning-ssl-cache"))
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
     monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))

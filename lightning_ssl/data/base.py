@@ -6,6 +6,8 @@ Every DataModule yields dicts with ``image`` (C, *spatial) float32 in [0, 1] and
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -17,9 +19,10 @@ from pytorch_lightning.utilities import CombinedLoader, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_ssl.data.budget import labeled_subset
+from lightning_ssl.data.disk_cache import cache_folder
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.sampling import EpochIndices, ProcessShare, ShuffledBatches, Subset
-from lightning_ssl.schema import DataConfig, DataInfo
+from lightning_ssl.schema import ConfigError, DataConfig, DataInfo
 
 
 def ct_info(config: Any, modality: str = "CT", **extra: Any) -> DataInfo:
@@ -36,15 +39,37 @@ def ct_info(config: Any, modality: str = "CT", **extra: Any) -> DataInfo:
     )
 
 
+def check_patch_size(config: Any) -> None:
+    """ConfigError unless ``data.patch_size`` has ``data.spatial_dims`` values, 3 (cubes) or 2 (axial slice patches)."""
+    if config.spatial_dims not in (2, 3) or len(config.patch_size) != config.spatial_dims:
+        raise ConfigError(
+            f"data.patch_size={list(config.patch_size)} needs {config.spatial_dims} values for "
+            f"data.spatial_dims={config.spatial_dims} (3 values make cubes, 2 patches of axial slices)"
+        )
+
+
+def require_2d(config: Any) -> None:
+    """ConfigError unless the config asks for 2D images of a 2-value patch size (the data holds 2D images only)."""
+    if config.spatial_dims != 2 or len(config.patch_size) != 2:
+        raise ConfigError(
+            f"data {config.name!r} holds 2D images: set data.spatial_dims=2 and a 2-value data.patch_size "
+            f"(got spatial_dims={config.spatial_dims}, patch_size={list(config.patch_size)})"
+        )
+
+
 class BaseDataModule(pl.LightningDataModule):
-    """Loaders from ``train_dataset``/``val_dataset``/``test_dataset``, set by ``setup``.
+    """The template every dataset fills in: ``check_config`` (settings it cannot use), ``make_splits`` (its train /
+    val / test datasets, with ``data_root`` for data read from files and ``split`` for data without an official
+    split); ``setup`` runs them once. Loaders, label budgets and metadata come from here.
 
     ``training_data`` says what the training loader holds: ``all`` training images (self-supervised pretraining),
-    the ``labeled`` budget (fine-tuning), or both budget and pool (``semi_supervised`` methods).
+    the ``labeled`` budget (fine-tuning), or both budget and pool (``semi_supervised`` methods). ``root_hint`` says
+    what ``data.root`` must point at.
     """
 
     Config: type[DataConfig] = DataConfig
     training_data: str = "all"
+    root_hint: str = "the data folder"
 
     def __init__(self, config: Any) -> None:
         super().__init__()
@@ -59,6 +84,41 @@ class BaseDataModule(pl.LightningDataModule):
     def info(self) -> DataInfo:
         """The data's description, known before ``setup``."""
         raise NotImplementedError
+
+    def check_config(self) -> None:
+        """ConfigError (or DataError) for settings this data cannot use; by default, a patch size of spatial_dims values."""
+        check_patch_size(self.config)
+
+    def make_splits(self) -> dict[str, Dataset | None]:
+        """The ``train``, ``val`` and ``test`` datasets (None or absent: no such split)."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        """Check the config and make the splits, once."""
+        if self.train_dataset is not None:
+            return
+        self.check_config()
+        splits = self.make_splits()
+        self.train_dataset, self.val_dataset, self.test_dataset = (splits.get(name) for name in ("train", "val", "test"))
+
+    def data_root(self) -> Path:
+        """``data.root`` as a folder; DataError saying what it must point at when it is unset or not a folder."""
+        root = self.config.get("root")
+        if root is None:
+            raise DataError(f"data.root is not set: pass data.root=/path/to/{self.config.name} ({self.root_hint})")
+        folder = Path(root).expanduser()
+        if not folder.is_dir():
+            raise DataError(f"data.root={str(root)!r} is not a folder: point it at {self.root_hint}")
+        return folder
+
+    def split(
+        self, items: Sequence[Any], val_fraction: float, test_fraction: float, key: Callable[[Any], str] = str
+    ) -> dict[str, list[Any]]:
+        """``items`` split by their ``key`` (the patient; the item itself by default) with ``split_patients`` drawn from
+        ``data.split_seed``: no key in two splits; items keep their order."""
+        splits = split_patients([key(item) for item in items], val_fraction, test_fraction, self.config.split_seed)
+        where = {value: name for name, values in splits.items() for value in values}
+        return {name: [item for item in items if where[key(item)] == name] for name in splits}
 
     def metadata_vocabulary(self, column: str) -> list[str] | None:
         """Sorted distinct values of a metadata column (e.g. ``patient_id``) in the training split.
@@ -204,9 +264,7 @@ def cached_dataset(items: Sequence[dict], transform: Any, config: Any) -> Datase
     if config.cache == "memory":
         return CacheDataset(list(items), transform, cache_rate=config.cache_rate, num_workers=config.num_workers or None)
     if config.cache == "disk":
-        if not config.cache_dir:
-            raise DataError("data.cache=disk needs data.cache_dir=/a/folder/for/the/cache")
-        return PersistentDataset(list(items), transform, cache_dir=config.cache_dir)
+        return PersistentDataset(list(items), transform, cache_dir=cache_folder(config.cache_dir))
     raise DataError(f"data.cache={config.cache!r} is not one of {', '.join(CACHES)}")
 
 
@@ -238,16 +296,22 @@ def body_box(body_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sample_patch_origins(
-    body_mask: np.ndarray, patch_size: Sequence[int], count: int, rng: np.random.Generator, tries: int = 50
+    body_mask: np.ndarray,
+    patch_size: Sequence[int],
+    count: int,
+    rng: np.random.Generator,
+    tries: int = 50,
+    box: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """``count`` patch corners whose patch centre lies inside the body (the volume must fit the patch)."""
+    """``count`` patch corners whose patch centre lies inside the body (the volume must fit the patch); ``box``: the
+    body's bounding box when known."""
     shape = np.array(body_mask.shape)
     size = np.array(patch_size)
     if np.any(size > shape):
         raise DataError(
             f"patch size {size.tolist()} is larger than the volume {shape.tolist()}: lower data.patch_size"
         )
-    low, high = body_box(body_mask)
+    low, high = body_box(body_mask) if box is None else box
     centre_low = np.clip(low, size // 2, shape - size + size // 2)
     centre_high = np.clip(high - 1, centre_low, shape - size + size // 2)
     origins = np.empty((count, len(shape)), dtype=np.int64)

@@ -6,7 +6,7 @@ Three official layouts, recognised from the file names (cases directly under ``r
 - 2021: ``BraTS2021_00000/BraTS2021_00000_{t1,t1ce,t2,flair,seg}.nii.gz``, labels {0, 1, 2, 4};
 - 2023 and later: ``BraTS-GLI-00000-000/BraTS-GLI-00000-000-{t1n,t1c,t2w,t2f,seg}.nii.gz``, labels {0, 1, 2, 3}.
 
-Channels are always (t1, t1ce, t2, flair); labels are mapped to one canonical map (see ``LABEL_NAMES``).
+Channels are always (t1, t1ce, t2, flair); labels are mapped to one canonical map (see ``transforms/brats_labels.py``).
 Cases without a seg file (validation/test cases) are unlabeled: when any case has labels, the splits hold
 the labeled cases (items carry ``mask``) and ``unlabeled_dataset()`` returns the others; when none has,
 the splits hold every case and no item carries ``mask``. Whole cases are read through MONAI and cached as
@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Optional
 
@@ -34,37 +35,22 @@ from lightning_ssl.data.base import (
     WithoutLabels,
     body_box,
     cached_dataset,
-    crop,
-    sample_patch_origins,
-    split_patients,
+    check_patch_size,
 )
 from lightning_ssl.data.budget import labeled_subset
 from lightning_ssl.data.errors import DataError, data_errors
-from lightning_ssl.data.intensity import normalise_mri
-from lightning_ssl.data.sampling import Subset, item_rng
+from lightning_ssl.data.intensity import intensity_of, normalise_mri
+from lightning_ssl.data.patches import PatchDataset, Volume
+from lightning_ssl.data.sampling import Subset
+from lightning_ssl.data.verify import FileCheck, Problems, verify_files
 from lightning_ssl.errors import one_line
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import ConfigError, FolderDataConfig
+from lightning_ssl.transforms.brats_labels import CONVENTIONS, MODALITIES, canonical_labels, check_label_values
 
 log = logging.getLogger(__name__)
 
-MODALITIES = ("t1", "t1ce", "t2", "flair")
-LABEL_NAMES = ("background", "necrotic / non-enhancing tumour core", "edema", "enhancing tumour")
-REGION_NAMES = ("whole tumour", "tumour core", "enhancing tumour")
-CONVENTIONS: dict[str, dict[int, int]] = {"2017": {0: 0, 1: 1, 2: 2, 4: 3}, "2023": {0: 0, 1: 1, 2: 2, 3: 3}}
-"""Label values of each BraTS convention -> canonical label (``LABEL_NAMES``)."""
-NORMALISATIONS = {
-    "zscore": "per-modality z-score over brain voxels (non-zero), then min-max over the brain to [0, 1]; background 0",
-    "minmax": "per-modality min-max over brain voxels (non-zero) to [0, 1]; background 0",
-}
 NIFTI = (".nii.gz", ".nii")
-
-
-def intensity_of(normalisation: str) -> str:
-    """The description of a ``data.mri_normalisation`` for the model's input contract."""
-    if normalisation not in NORMALISATIONS:
-        raise ConfigError(f"data.mri_normalisation={normalisation!r} is not one of {', '.join(NORMALISATIONS)}")
-    return NORMALISATIONS[normalisation]
 
 
 @dataclass(frozen=True)
@@ -169,14 +155,14 @@ def read_case(folder: Path) -> Case:
     return Case(case, layout, {key: path for key, path in files.items() if path is not None})
 
 
-def find_cases(root: str | Path | None) -> list[Case]:
-    """Every case under ``root``, sorted by id; DataError for a missing or empty root and for duplicate ids."""
-    if root is None:
-        raise DataError("data.root is not set: pass data.root=/path/to/brats (the folder holding the case folders)")
-    folder = Path(root).expanduser()
-    if not folder.is_dir():
-        raise DataError(f"data.root={str(root)!r} is not a folder: point it at the folder holding the BraTS case folders")
-    cases = [read_case(f) for f in case_folders(folder)]
+def find_cases(folder: Path) -> list[Case]:
+    """Every case under ``folder``, sorted by id; DataProblems naming every unreadable case, DataError for none or a
+    duplicate id."""
+    cases, problems = [], Problems()
+    for case_folder in case_folders(folder):
+        with problems.collect():
+            cases.append(read_case(case_folder))
+    problems.raise_any()
     if not cases:
         raise DataError(
             f"no BraTS case under {folder}: expected <root>/{LAYOUTS[2].example()} or <root>/{LAYOUTS[0].example()} "
@@ -224,28 +210,18 @@ def read_volume(path: str | Path) -> tuple[np.ndarray, list[float]]:
     return array, [float(s) for s in np.asarray(image.pixdim)[:3]]
 
 
-def label_values(seg: np.ndarray) -> list[float]:
-    """The distinct values of a label map (fast for small non-negative integers)."""
-    as_int = seg.astype(np.int64)
-    if as_int.min() >= 0 and as_int.max() < 256 and np.array_equal(as_int, seg):
-        return np.flatnonzero(np.bincount(as_int.ravel(), minlength=256)).tolist()
-    return np.unique(seg).tolist()
-
-
-def canonical_labels(seg: np.ndarray, convention: str, path: str | Path) -> np.ndarray:
-    """A BraTS label map in ``convention`` as the canonical uint8 map; DataError naming the file for other values."""
-    mapping = CONVENTIONS[convention]
-    values = label_values(seg)
-    unexpected = [v for v in values if v not in mapping]
-    if unexpected:
-        raise DataError(
-            f"{path} holds label values {values}, not all in the BraTS {convention} convention {sorted(mapping)}: "
-            f"check data.label_convention (auto, 2017 or 2023) or the file"
-        )
-    lut = np.zeros(256, dtype=np.uint8)
-    for source, target in mapping.items():
-        lut[source] = target
-    return lut[seg.astype(np.int64)]
+def check_case_files(case: Case, convention: str) -> None:
+    """Read every voxel of a case's files: DataError naming a file that is cut short, holds NaN or infinite values,
+    or (the seg) labels outside ``convention``."""
+    for key, path in case.files.items():
+        try:
+            voxels = np.asanyarray(nib.load(str(path)).dataobj)
+        except Exception as error:  # nibabel, gzip and zlib raise many types for a file cut short
+            raise DataError(f"cannot read {path}: {one_line(error)} (is the file complete and a NIfTI volume?)") from None
+        if voxels.dtype.kind == "f" and not np.isfinite(voxels).all():
+            raise DataError(f"{path} holds NaN or infinite voxels: fix or exclude the case")
+        if key == "seg":
+            check_label_values(voxels, convention, path)
 
 
 def brain_box(brain: np.ndarray, min_size: Sequence[int]) -> tuple[slice, ...]:
@@ -255,21 +231,6 @@ def brain_box(brain: np.ndarray, min_size: Sequence[int]) -> tuple[slice, ...]:
     size = np.maximum(high - low, np.minimum(np.array(min_size), shape))
     low = np.clip(low - (size - (high - low)) // 2, 0, shape - size)
     return tuple(slice(int(a), int(a + s)) for a, s in zip(low, size))
-
-
-def brats_regions(mask: torch.Tensor, channel_dim: int | None = None) -> torch.Tensor:
-    """The BraTS regions (whole tumour 1|2|3, tumour core 1|3, enhancing 3) of canonical label maps, as uint8.
-
-    ``mask`` is (1, *spatial) -> (3, *spatial), or (B, 1, *spatial) -> (B, 3, *spatial). The channel axis is
-    guessed (axis 1 of a 5D tensor or of a 4D one whose axis 1 has size 1, else axis 0) unless ``channel_dim`` is given.
-    """
-    mask = torch.as_tensor(mask)
-    if channel_dim is None:
-        channel_dim = 1 if mask.dim() == 5 or (mask.dim() == 4 and mask.shape[1] == 1) else 0
-    if mask.shape[channel_dim] != 1:
-        raise ValueError(f"label map of shape {tuple(mask.shape)} has no size-1 channel axis at {channel_dim}")
-    regions = [(mask >= 1) & (mask <= 3), (mask == 1) | (mask == 3), mask == 3]
-    return torch.cat(regions, dim=channel_dim).to(torch.uint8)
 
 
 class LoadCase(Transform):
@@ -309,82 +270,38 @@ class LoadCase(Transform):
         return out
 
 
-class BraTSPatches(Dataset):
-    """``patches_per_case`` patches per case, centred inside the brain: random per access, or fixed by ``seed``.
+class CaseVolumes(Sequence[Volume]):
+    """The cases of a (cached) MONAI dataset of ``LoadCase`` outputs as volumes to cut patches from, read on access."""
 
-    ``cases`` is a (cached) MONAI dataset of ``LoadCase`` outputs; with ``spatial_dims=2`` a patch is a 2D patch
-    of one axial slice. Items: ``image``, ``patient_id``, ``meta`` (spacing) and, when ``with_mask``, ``mask``.
-    """
-
-    def __init__(
-        self,
-        case_ids: Sequence[str],
-        cases: Dataset,
-        patch_size: Sequence[int],
-        patches_per_case: int,
-        random: bool,
-        seed: int,
-        with_mask: bool,
-    ) -> None:
-        self.case_ids = list(case_ids)
+    def __init__(self, cases: Dataset, count: int) -> None:
         self.cases = cases
-        self.spatial_dims = len(patch_size)
-        self.patch_size = [int(s) for s in patch_size] + [1] * (3 - len(patch_size))
-        self.patches_per_case = patches_per_case
-        self.random = random
-        self.seed = seed
-        self.with_mask = with_mask
+        self.count = count
 
     def __len__(self) -> int:
-        return len(self.case_ids) * self.patches_per_case
+        return self.count
 
-    def column_values(self, column: str) -> list[str] | None:
-        """The case id of every item for ``patient_id``; None for any other column."""
-        return [c for c in self.case_ids for _ in range(self.patches_per_case)] if column == "patient_id" else None
-
-    def item_indices(self, case_indices: Sequence[int]) -> np.ndarray:
-        """The indices of every item of the given cases."""
-        per_case = self.patches_per_case
-        return np.array([c * per_case + k for c in sorted(case_indices) for k in range(per_case)], dtype=np.int64)
-
-    def _rng(self, index: int) -> np.random.Generator:
-        if self.random:
-            return item_rng(index)
-        return np.random.default_rng([self.seed, index])
-
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int) -> Volume:  # type: ignore[override]
         with data_errors():
-            case = self.cases[index // self.patches_per_case]
-        origin = sample_patch_origins(case["brain"].numpy(), self.patch_size, 1, self._rng(index))[0]
-
-        def patch(array: torch.Tensor) -> torch.Tensor:
-            cut = crop(array, origin, self.patch_size)
-            return (cut[..., 0] if self.spatial_dims == 2 else cut).clone(memory_format=torch.contiguous_format)
-
-        item = {
-            "image": patch(case["image"]),
-            "patient_id": case["patient_id"],
-            "meta": {"spacing": case["spacing"][: self.spatial_dims].clone()},
-        }
-        if self.with_mask:
-            item["mask"] = patch(case["mask"])
-        return item
+            case = self.cases[index]
+        spacing = case["spacing"].numpy()
+        return Volume(case["patient_id"], case["image"], case["brain"].numpy(), case.get("mask"), spacing=spacing)
 
 
 @DATASETS.register("brats")
 class BraTSDataModule(BaseDataModule):
     """BraTS (2017-2020, 2021, 2023+): 4-channel MRI patches inside the brain, canonical tumour labels, split by case.
 
-    BraTS has no labelled official test split: cases are split by ``seed`` (``val_fraction``, ``test_fraction``).
+    BraTS has no labelled official test split: cases are split by ``split_seed`` (``val_fraction``, ``test_fraction``).
     Label budgets count labeled training cases.
     """
 
     Config = BraTSConfig
+    root_hint = "the folder holding the BraTS case folders"
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
         self.cases: list[Case] = []
-        self.unlabeled_cases: BraTSPatches | None = None
+        self.unlabeled_cases: PatchDataset | None = None
 
     @property
     def info(self) -> DataInfo:
@@ -401,22 +318,26 @@ class BraTSDataModule(BaseDataModule):
             axes="X,Y,Z" if cfg.spatial_dims == 3 else "X,Y (axial slices)",
         )
 
-    def _check_config(self) -> None:
+    def check_config(self) -> None:
+        """A known label convention and MRI normalisation, a patch of spatial_dims values."""
         cfg = self.config
         if cfg.label_convention not in ("auto", *CONVENTIONS):
             raise ConfigError(f"data.label_convention={cfg.label_convention!r} is not one of auto, {', '.join(CONVENTIONS)}")
-        if cfg.spatial_dims not in (2, 3) or len(cfg.patch_size) != cfg.spatial_dims:
-            raise ConfigError(f"data.patch_size={list(cfg.patch_size)} needs {cfg.spatial_dims} values for data.spatial_dims")
+        check_patch_size(cfg)
         intensity_of(cfg.mri_normalisation)
+
+    def _convention(self, case: Case) -> str:
+        """The label convention of ``case``: its layout's, or ``data.label_convention``."""
+        return case.layout.convention if self.config.label_convention == "auto" else self.config.label_convention
 
     def _item(self, case: Case, min_size: list[int]) -> dict[str, Any]:
         cfg = self.config
-        convention = case.layout.convention if cfg.label_convention == "auto" else cfg.label_convention
+        convention = self._convention(case)
         # The settings are part of the item so that a disk cache made with other settings is not reused.
         settings = {"label_convention": convention, "normalisation": cfg.mri_normalisation, "min_size": min_size}
         return {"patient_id": case.case_id, **settings, **{key: str(path) for key, path in case.files.items()}}
 
-    def _patches(self, cases: list[Case], random: bool, with_mask: bool) -> BraTSPatches | None:
+    def _patches(self, cases: list[Case], random: bool, with_mask: bool) -> PatchDataset | None:
         if not cases:
             return None
         cfg = self.config
@@ -425,17 +346,22 @@ class BraTSDataModule(BaseDataModule):
         with data_errors():
             volumes = cached_dataset([self._item(c, min_size) for c in cases], transform, cfg)
         ids = [c.case_id for c in cases]
-        return BraTSPatches(ids, volumes, cfg.patch_size, cfg.patches_per_case, random, cfg.seed, with_mask)
+        return PatchDataset(
+            CaseVolumes(volumes, len(ids)), cfg.patch_size, cfg.patches_per_case, random=random, seed=cfg.split_seed,
+            with_mask=with_mask, patient_ids=ids,
+        )
 
-    def setup(self, stage: str | None = None) -> None:
-        """Find the cases, check their names and header shapes, split the labeled ones (or all) by case."""
-        if self.train_dataset is not None:
-            return
-        self._check_config()
+    def make_splits(self) -> dict[str, PatchDataset | None]:
+        """Find the cases, check their names, header shapes and voxels, split the labeled ones (or all) by case."""
         cfg = self.config
-        self.cases = find_cases(cfg.root)
+        self.cases = find_cases(self.data_root())
+        problems = Problems()
         for case in tqdm(self.cases, desc="checking BraTS headers", disable=len(self.cases) < 50):
-            check_shapes(case, cfg.patch_size)
+            with problems.collect():
+                check_shapes(case, cfg.patch_size)
+        problems.raise_any()
+        checks = [FileCheck(tuple(c.files.values()), partial(check_case_files, c, self._convention(c)), self._convention(c)) for c in self.cases]
+        verify_files(checks, cfg, "brats")
         labeled = [c for c in self.cases if c.labeled]
         if cfg.with_masks and not labeled:
             raise DataError(f"data.with_masks=true but no case under {cfg.root} has a seg file: set data.with_masks=false")
@@ -448,16 +374,12 @@ class BraTSDataModule(BaseDataModule):
                 len(self.cases),
                 len(self.cases),
             )
-        pool = labeled if with_mask else self.cases
-        splits = split_patients([c.case_id for c in pool], cfg.val_fraction, cfg.test_fraction, cfg.seed)
-        part = {name: [c for c in pool if c.case_id in set(ids)] for name, ids in splits.items()}
-        self.train_dataset = self._patches(part["train"], random=True, with_mask=with_mask)
-        self.val_dataset = self._patches(part["val"], random=False, with_mask=with_mask)
-        self.test_dataset = self._patches(part["test"], random=False, with_mask=with_mask)
         if with_mask:
             self.unlabeled_cases = self._patches([c for c in self.cases if not c.labeled], random=True, with_mask=False)
+        parts = self.split(labeled if with_mask else self.cases, cfg.val_fraction, cfg.test_fraction, key=lambda c: c.case_id)
+        return {name: self._patches(cases, random=name == "train", with_mask=with_mask) for name, cases in parts.items()}
 
-    def _train(self) -> BraTSPatches:
+    def _train(self) -> PatchDataset:
         if self.train_dataset is None:
             self.setup("fit")
         return self.train_dataset
@@ -475,7 +397,7 @@ class BraTSDataModule(BaseDataModule):
                 f"data.label_budget needs segmented cases with their masks: set data.with_masks=true "
                 f"(and check that cases under {self.config.root} have seg files)"
             )
-        chosen, rest = labeled_subset([0] * len(train.case_ids), self.config.label_budget, self.config.seed)
+        chosen, rest = labeled_subset([0] * len(train.patient_ids), self.config.label_budget, self.config.seed)
         return train.item_indices(chosen.tolist()), train.item_indices(rest.tolist())
 
     def unlabeled_dataset(self) -> Dataset:

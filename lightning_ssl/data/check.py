@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from lightning_ssl.data.base import BaseDataModule
 from lightning_ssl.data.errors import DataError
+from lightning_ssl.data.verify import problem_lines
 from lightning_ssl.errors import one_line
 
 SPLITS = ("train", "val", "test")
@@ -45,20 +46,45 @@ def _as_list(value: Any) -> list:
     return value.tolist() if isinstance(value, (np.ndarray, torch.Tensor)) else list(value)
 
 
+def item_source(dataset: Any, index: int) -> str | None:
+    """The file (or case) item ``index`` is read from, when the dataset says (``item_source(index)``)."""
+    source = getattr(dataset, "item_source", None)
+    return None if source is None else str(source(index))
+
+
+def _indices(indices: list[int]) -> str:
+    """``3`` or ``items 0-31`` or ``items 2, 5, 9``: the item numbers of one problem."""
+    if len(indices) == 1:
+        return f"item {indices[0]}"
+    if indices == list(range(indices[0], indices[-1] + 1)):
+        return f"items {indices[0]}-{indices[-1]}"
+    return "items " + ", ".join(map(str, indices))
+
+
+def _problem_lines(name: str, found: dict[tuple[str | None, str], list[int]]) -> list[str]:
+    """One line per problem and source: the items (patches of one volume share a line), the source, the message."""
+    lines = []
+    for (source, message), indices in found.items():
+        named = "" if source is None or source in message else f" ({source})"
+        lines.append(f"{name} {_indices(indices)}{named}: {message}")
+    return lines
+
+
 def _summarise_split(dataset: Any, name: str, problems: list[str]) -> SplitSummary:
     summary = SplitSummary(items=len(dataset))
     patients: set[str] = set()
     low, high = np.inf, -np.inf
+    found: dict[tuple[str | None, str], list[int]] = {}
     for index in tqdm(range(len(dataset)), desc=f"checking {name}", leave=False):
         try:
             item = dataset[index]
         except (DataError, OSError, ValueError, RuntimeError) as error:
-            problems.append(f"{name} item {index}: {one_line(error)}")
+            found.setdefault((item_source(dataset, index), one_line(error)), []).append(index)
             continue
         image = torch.as_tensor(item["image"])
         summary.shapes[tuple(image.shape)] += 1
         if not torch.isfinite(image).all():
-            problems.append(f"{name} item {index}: NaN or infinite values")
+            found.setdefault((item_source(dataset, index), "NaN or infinite values"), []).append(index)
         else:
             low, high = min(low, float(image.min())), max(high, float(image.max()))
         if "label" in item and torch.as_tensor(item["label"]).dim() == 0:
@@ -72,6 +98,7 @@ def _summarise_split(dataset: Any, name: str, problems: list[str]) -> SplitSumma
             summary.spacings[tuple(round(float(s), 3) for s in _as_list(spacing))] += 1
     summary.patients = len(patients) if patients else None
     summary.intensity = (low, high) if np.isfinite(low) else None
+    problems.extend(_problem_lines(name, found))
     return summary
 
 
@@ -83,8 +110,11 @@ def check_datamodule(datamodule: BaseDataModule) -> DataSummary:
         datamodule.prepare_data()
         datamodule.setup("fit")
         summary.class_names = list(datamodule.info.class_names)
-    except (DataError, FileNotFoundError) as error:
-        summary.problems.append(str(error))
+    except DataError as error:
+        summary.problems.extend(problem_lines(error))
+        return summary
+    except FileNotFoundError as error:
+        summary.problems.append(one_line(error))
         return summary
     for split in SPLITS:
         dataset = getattr(datamodule, f"{split}_dataset", None)
@@ -109,6 +139,17 @@ def _counter(counter: Counter, names: list[str] | None = None) -> str:
     return ", ".join(f"{label(key)}: {count}" for key, count in sorted(counter.items(), key=lambda kv: str(kv[0])))
 
 
+def supported_tasks(summary: DataSummary) -> str:
+    """What the data can train: pretraining always; classification with class labels, segmentation with masks."""
+    tasks = ["self-supervised pretraining"]
+    if any(split.classes for split in summary.splits.values()):
+        count = len(summary.class_names) or len({k for split in summary.splits.values() for k in split.classes})
+        tasks.append(f"classification ({count} classes)")
+    if any(split.mask_values for split in summary.splits.values()):
+        tasks.append("segmentation (masks)")
+    return ", ".join(tasks)
+
+
 def format_summary(summary: DataSummary) -> str:
     """The summary as a plain-text table and a list of problems."""
     header = ["split", "items", "patients", "classes", "shapes", "spacing (mm)", "intensity", "mask values"]
@@ -130,5 +171,7 @@ def format_summary(summary: DataSummary) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [f"data {summary.name} at {summary.root}", ""]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    if summary.splits:
+        lines += ["", f"supports: {supported_tasks(summary)}"]
     lines += ["", f"problems found: {len(summary.problems)}", *(f"- {p}" for p in summary.problems)]
     return "\n".join(lines)

@@ -10,23 +10,36 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from monai.transforms import LoadImage
+from monai.transforms import LoadImage, SpatialPad
 from tqdm.auto import tqdm
 
-from lightning_ssl.data.base import BaseDataModule, DataInfo, ct_info, split_patients
+from lightning_ssl.data.base import BaseDataModule, DataInfo, ct_info
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.intensity import ct_body_mask, window_hu
 from lightning_ssl.data.patches import PatchDataset, Volume
+from lightning_ssl.data.verify import Problems
 from lightning_ssl.errors import one_line
 from lightning_ssl.registry import DATASETS
-from lightning_ssl.schema import FolderDataConfig
+from lightning_ssl.schema import Choice, FolderDataConfig
 
 log = logging.getLogger(__name__)
 
 
+class SmallVolumes(Choice):
+    """What to do with a volume smaller than a patch."""
+
+    pad = "pad"
+    skip = "skip"
+    error = "error"
+
+
 @dataclass
 class CTFolderConfig(FolderDataConfig):
-    """Every file under ``root`` matching ``pattern`` (minus ``exclude``) is one patient's CT volume."""
+    """Every file under ``root`` matching ``pattern`` (minus ``exclude``) is one patient's CT volume.
+
+    ``small_volumes``: a volume smaller than ``patch_size`` along some axis is padded with air up to the patch (pad,
+    MONAI ``SpatialPad``), left out with a warning naming it (skip), or stops setup naming it (error).
+    """
 
     name: str = "ct_folder"
     pattern: str = "*.nii.gz"
@@ -38,13 +51,11 @@ class CTFolderConfig(FolderDataConfig):
     hu_window: list[float] = field(default_factory=lambda: [-1000.0, 1000.0])
     body_threshold: float = -500.0
     single_volume_holdout: float = 0.25
+    small_volumes: SmallVolumes = SmallVolumes.pad
 
 
-def find_volumes(root: str | Path, pattern: str, exclude: list[str]) -> list[Path]:
-    """The files under ``root`` matching ``pattern`` (recursively) and none of ``exclude``, sorted."""
-    folder = Path(root).expanduser()
-    if not folder.is_dir():
-        raise FileNotFoundError(f"data.root={str(root)!r} is not a folder: point data.root at the folder holding the CT volumes")
+def find_volumes(folder: Path, pattern: str, exclude: list[str]) -> list[Path]:
+    """The files under ``folder`` matching ``pattern`` (recursively) and none of ``exclude``, sorted."""
     files = sorted(p for p in folder.rglob(pattern) if p.is_file() and not any(fnmatch.fnmatch(p.name, e) for e in exclude))
     if not files:
         raise FileNotFoundError(f"no file matching {pattern!r} under {folder} (excluding {exclude}): check data.root and data.pattern")
@@ -86,41 +97,56 @@ class CTFolderDataModule(BaseDataModule):
     """
 
     Config = CTFolderConfig
+    root_hint = "the folder holding the CT volumes"
 
     @property
     def info(self) -> DataInfo:
         """One CT channel, HU window scaled to [0, 1]."""
         return ct_info(self.config)
 
-    def _load(self, path: Path) -> Volume:
-        hu, _ = read_ct(path)
-        return Volume(
-            patient_id=patient_id(path, self.config.patient_id_regex),
-            image=window_hu(hu, self.config.hu_window)[None],
-            body=ct_body_mask(hu, self.config.body_threshold),
-        )
-
-    def setup(self, stage: str | None = None) -> None:
-        """Read the volumes and split them by patient."""
-        if self.train_dataset is not None:
-            return
+    def _load(self, path: Path) -> Volume | None:
+        """The volume of one file, padded when smaller than a patch (``small_volumes``); None when it is skipped."""
         cfg = self.config
-        if cfg.root is None:
-            raise DataError("data.root is not set: pass data.root=/path/to/ct/folder")
-        files = find_volumes(cfg.root, cfg.pattern, list(cfg.exclude))
-        volumes = [self._load(f) for f in tqdm(files, desc="reading CT volumes", disable=len(files) < 4)]
+        hu, _ = read_ct(path)
+        image, body = window_hu(hu, cfg.hu_window)[None], ct_body_mask(hu, cfg.body_threshold)[None]
+        extent = list(cfg.patch_size) + [1] * (3 - len(cfg.patch_size))
+        if any(p > s for p, s in zip(extent, hu.shape)):
+            found = f"{path} is {list(hu.shape)}, smaller than the patch {extent}"
+            if cfg.small_volumes == SmallVolumes.error:
+                raise DataError(f"{found}: lower data.patch_size, or set data.small_volumes=pad (pad with air) or skip")
+            if cfg.small_volumes == SmallVolumes.skip:
+                log.warning("%s: left out (data.small_volumes=skip)", found)
+                return None
+            pad = SpatialPad(extent, value=0)
+            image, body = np.asarray(pad(image)), np.asarray(pad(body))
+            log.info("%s: padded with air to %s (data.small_volumes=pad)", found, list(image.shape[1:]))
+        return Volume(patient_id=patient_id(path, cfg.patient_id_regex), image=image, body=body[0], source=str(path))
+
+    def make_splits(self) -> dict[str, PatchDataset | None]:
+        """Read the volumes and split them by patient (one volume: by slabs)."""
+        cfg = self.config
+        files = find_volumes(self.data_root(), cfg.pattern, list(cfg.exclude))
+        loaded, problems = [], Problems()
+        for path in tqdm(files, desc="reading CT volumes", disable=len(files) < 4):
+            with problems.collect():
+                loaded.append(self._load(path))
+        problems.raise_any()
+        volumes = [v for v in loaded if v is not None]
+        if not volumes:
+            raise DataError(
+                f"every volume under {cfg.root} is smaller than data.patch_size={list(cfg.patch_size)}: "
+                f"lower it or set data.small_volumes=pad"
+            )
         if len(volumes) == 1:
-            train, val = self._slab_split(volumes[0])
-            test: list[Volume] = []
+            parts = dict(zip(("train", "val"), self._slab_split(volumes[0])))
         else:
-            splits = split_patients([v.patient_id for v in volumes], cfg.val_fraction, cfg.test_fraction, cfg.seed)
-            by_split = {name: [v for v in volumes if v.patient_id in set(ids)] for name, ids in splits.items()}
-            train, val, test = by_split["train"], by_split["val"], by_split["test"]
-        patches = (cfg.patch_size, cfg.patches_per_volume, cfg.spatial_dims)
-        self.train_dataset = PatchDataset(train, *patches, random=True, seed=cfg.seed)
-        self.val_dataset = PatchDataset(val, *patches, random=False, seed=cfg.seed)
-        if test:
-            self.test_dataset = PatchDataset(test, *patches, random=False, seed=cfg.seed)
+            parts = self.split(volumes, cfg.val_fraction, cfg.test_fraction, key=lambda v: v.patient_id)
+        return {
+            name: PatchDataset(chosen, cfg.patch_size, cfg.patches_per_volume, random=name == "train", seed=cfg.split_seed)
+            if chosen
+            else None
+            for name, chosen in parts.items()
+        }
 
     def _slab_split(self, volume: Volume) -> tuple[list[Volume], list[Volume]]:
         depth = volume.image.shape[-1]
@@ -134,6 +160,6 @@ class CTFolderDataModule(BaseDataModule):
         cut = depth - held
 
         def part(sl: slice) -> Volume:
-            return Volume(volume.patient_id, volume.image[..., sl], volume.body[..., sl])
+            return Volume(volume.patient_id, volume.image[..., sl], volume.body[..., sl], source=volume.source)
 
         return [part(slice(0, cut))], [part(slice(cut, depth))]

@@ -12,19 +12,18 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lightning_ssl.data.base import BaseDataModule, DataInfo
+from lightning_ssl.data.base import DataInfo
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.images2d import (
+    ImageDataModule,
+    ImageDataset,
     Record,
-    check_config,
-    check_mask_sizes,
-    data_root,
-    image_dataset,
     image_info,
     list_images,
     matches,
-    split_records,
+    patient_of,
 )
+from lightning_ssl.data.verify import Problems
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import FolderDataConfig
 
@@ -77,7 +76,7 @@ def patient_id(path: Path, root: Path, regex: str | None) -> str:
 
 
 @DATASETS.register("image_folder")
-class ImageFolderDataModule(BaseDataModule):
+class ImageFolderDataModule(ImageDataModule):
     """Own 2D images as ``image`` (1, H, W) in [0, 1] and ``patient_id``; ``mask`` (1, H, W) uint8 {0, 1} with
     ``mask_suffix``, ``label`` with ``labels_from_folders``.
 
@@ -86,6 +85,7 @@ class ImageFolderDataModule(BaseDataModule):
     """
 
     Config = ImageFolderConfig
+    root_hint = "the folder holding your images"
 
     @property
     def info(self) -> DataInfo:
@@ -94,7 +94,7 @@ class ImageFolderDataModule(BaseDataModule):
         return image_info(cfg, "grayscale", cfg.modality, self._class_names() if cfg.labels_from_folders else ())
 
     def _class_names(self) -> list[str]:
-        names = list(self.config.class_names) or folder_classes(data_root(self.config))
+        names = list(self.config.class_names) or folder_classes(self.data_root())
         if not names:
             raise DataError(
                 f"data.labels_from_folders=true but {self.config.root} has no sub-folders: put images in <root>/<class>/"
@@ -124,7 +124,6 @@ class ImageFolderDataModule(BaseDataModule):
             raise DataError(
                 f"{image} has no mask {image.stem}{suffix}.png (or .jpg) beside it (data.mask_suffix={suffix!r}): all or none"
             )
-        check_mask_sizes(image, [mask])
         return (mask,)
 
     def _label(self, image: Path, root: Path, classes: list[str]) -> int | None:
@@ -136,39 +135,32 @@ class ImageFolderDataModule(BaseDataModule):
         return classes.index(parts[0])
 
     def _records(self, root: Path) -> list[Record]:
+        """A record of every image; DataProblems naming every image without its mask, class folder or patient id."""
         cfg = self.config
         images, masks = self._files(root)
         classes = self._class_names() if cfg.labels_from_folders else []
-        return [
-            Record(
-                image,
-                self._label(image, root, classes),
-                masks=self._masks(image, root, masks),
-                patient_id=patient_id(image, root, cfg.patient_id_regex),
-            )
-            for image in images
-        ]
+        problems = Problems()
+        records = []
+        for image in images:
+            with problems.collect():
+                label, found = self._label(image, root, classes), self._masks(image, root, masks)
+                records.append(Record(image, label, masks=found, patient_id=patient_id(image, root, cfg.patient_id_regex)))
+        problems.raise_any()
+        return records
 
-    def setup(self, stage: str | None = None) -> None:
-        """Find the images (and masks), split them by patient."""
-        if self.train_dataset is not None:
-            return
+    def make_splits(self) -> dict[str, ImageDataset | None]:
+        """Find the images (and masks), split them by patient; with fewer than 3 patients validate on the training images."""
         cfg = self.config
-        check_config(cfg)
-        root = data_root(cfg)
+        root = self.data_root()
         records = self._records(root)
         patients = {r.patient_id for r in records}
-        if len(patients) < 3:
-            log.warning(
-                "only %d patient(s) under %s: all %d image(s) are in train and validation reuses them (no held-out patient)",
-                len(patients),
-                root,
-                len(records),
-            )
-            train, val, test = records, records, []
-        else:
-            splits = split_records(records, cfg.val_fraction, cfg.test_fraction, cfg.seed)
-            train, val, test = splits["train"], splits["val"], splits["test"]
-        self.train_dataset = image_dataset(train, cfg)
-        self.val_dataset = self.train_dataset if val is train else image_dataset(val, cfg)
-        self.test_dataset = image_dataset(test, cfg) if test else None
+        if len(patients) >= 3:
+            return self.image_splits(self.split(records, cfg.val_fraction, cfg.test_fraction, key=patient_of))
+        log.warning(
+            "only %d patient(s) under %s: all %d image(s) are in train and validation reuses them (no held-out patient)",
+            len(patients),
+            root,
+            len(records),
+        )
+        train = self.image_splits({"train": records})["train"]
+        return {"train": train, "val": train}

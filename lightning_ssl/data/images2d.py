@@ -1,13 +1,14 @@
 """What the 2D image DataModules share: PNG/JPEG/GIF read with PIL as grayscale in [0, 1], binary masks,
-records of files with their class and patient, a dataset over them, patient splits and in-memory caching."""
+records of files with their class and patient, a dataset over them, patient splits and caching (memory or disk)."""
 
 from __future__ import annotations
 
 import fnmatch
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +18,17 @@ from PIL import Image
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from lightning_ssl.data.base import DataInfo, split_patients
+from lightning_ssl.data.base import BaseDataModule, DataInfo, require_2d
+from lightning_ssl.data.disk_cache import ArrayCache, cache_folder
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.intensity import scale_to_unit
+from lightning_ssl.data.verify import FileCheck, verify_files
 from lightning_ssl.errors import one_line
-from lightning_ssl.schema import ConfigError
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif")
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
-CACHES = ("none", "memory")
 INTENSITY = "grey levels / 255 (16-bit images / 65535) -> [0, 1], resized to patch_size (bilinear, antialiased)"
 _READ_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
@@ -45,30 +46,6 @@ def image_info(config: Any, channel: str, modality: str, class_names: Sequence[s
         num_classes=len(class_names) if class_names else None,
         class_names=list(class_names),
     )
-
-
-def check_config(config: Any) -> None:
-    """ConfigError unless the config asks for 2D images of a 2-value patch size; DataError for an unsupported cache."""
-    if config.spatial_dims != 2 or len(config.patch_size) != 2:
-        raise ConfigError(
-            f"data {config.name!r} holds 2D images: set data.spatial_dims=2 and a 2-value data.patch_size "
-            f"(got spatial_dims={config.spatial_dims}, patch_size={list(config.patch_size)})"
-        )
-    if config.cache not in CACHES:
-        raise DataError(
-            f"data.cache={config.cache!r} is not supported for 2D images (decoding a PNG/JPEG is as fast as a disk cache): "
-            f"use one of {', '.join(CACHES)}"
-        )
-
-
-def data_root(config: Any) -> Path:
-    """``data.root`` as a folder; DataError when it is unset or not a folder."""
-    if config.root is None:
-        raise DataError(f"data.root is not set: pass data.root=/path/to/the/{config.name}/folder")
-    root = Path(config.root).expanduser()
-    if not root.is_dir():
-        raise DataError(f"data.root={config.root!r} is not a folder: point it at the folder holding the {config.name} images")
-    return root
 
 
 def is_hidden(path: Path, root: Path) -> bool:
@@ -135,24 +112,31 @@ def resize_mask(mask: np.ndarray, size: Sequence[int]) -> np.ndarray:
     return np.asarray(Image.fromarray(mask).resize((size[1], size[0]), Image.Resampling.NEAREST))
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the file header, without decoding the pixels."""
+def check_image_file(path: Path) -> tuple[int, int]:
+    """(width, height) of an image file after a cheap read of all of it: JPEGs decoded at 1/8 scale, PNG chunks
+    checked against their CRCs, other formats decoded; DataError naming the file when it is empty, cut short or no image."""
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError(f"{path} is empty (0 bytes): replace it with the complete image or remove it")
     try:
         with Image.open(path) as image:
-            return image.size
+            size = image.size
+            if image.format == "JPEG":
+                image.draft("L", (max(1, size[0] // 8), max(1, size[1] // 8)))
+                image.load()
+            elif image.format == "PNG":
+                image.verify()
+            else:
+                image.load()
     except _READ_ERRORS as error:
         raise DataError(f"cannot read {path}: {one_line(error)} (is the file complete and an image?)") from None
+    return size
 
 
-def check_mask_sizes(image: Path, masks: Sequence[Path]) -> None:
-    """DataError naming both files when a mask's size differs from its image's (headers only)."""
-    width, height = image_size(image)
-    for mask in masks:
-        mask_width, mask_height = image_size(mask)
-        if (mask_width, mask_height) != (width, height):
-            raise DataError(
-                f"mask {mask} is {mask_width}x{mask_height} but its image {image} is {width}x{height}: they must match"
-            )
+def check_same_size(image: Path, image_shape: Sequence[int], mask: Path, mask_shape: Sequence[int]) -> None:
+    """DataError naming both files when a mask's (height, width) differs from its image's."""
+    if tuple(mask_shape) != tuple(image_shape):
+        (height, width), (mask_height, mask_width) = image_shape, mask_shape
+        raise DataError(f"mask {mask} is {mask_width}x{mask_height} but its image {image} is {width}x{height}: they must match")
 
 
 @dataclass
@@ -177,17 +161,25 @@ class ImageDataset(Dataset):
     ``mask`` (1, H, W) uint8 {0, 1} and ``patient_id`` (str) when the records have them.
 
     ``cache="memory"`` reads the first ``cache_rate`` of the items once, here (``workers`` threads), and
-    keeps them as float32 (4 bytes a pixel); ``cache="none"`` reads every item on every access.
+    keeps them as float32 (4 bytes a pixel); ``disk`` (an ``ArrayCache``) decodes and resizes each item once and
+    stores it for every later epoch and run; ``cache="none"`` reads every item on every access.
     """
 
     def __init__(
-        self, records: Sequence[Record], size: Sequence[int], cache: str = "none", cache_rate: float = 1.0, workers: int = 0
+        self,
+        records: Sequence[Record],
+        size: Sequence[int],
+        cache: str = "none",
+        cache_rate: float = 1.0,
+        workers: int = 0,
+        disk: ArrayCache | None = None,
     ) -> None:
         self.records = list(records)
         self.size = [int(s) for s in size]
         self.has_label = _all_or_none([r.label is not None for r in self.records], "label")
         self.has_mask = _all_or_none([bool(r.masks) for r in self.records], "mask")
         self.has_patient = _all_or_none([r.patient_id is not None for r in self.records], "patient id")
+        self.disk = disk
         self._cache: dict[int, dict[str, Any]] = {}
         if cache == "memory":
             self._fill(round(cache_rate * len(self.records)), workers)
@@ -200,15 +192,27 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
+    def decode(self, record: Record) -> dict[str, np.ndarray]:
+        """The image (1, H, W) float32 and the union of the masks (1, H, W) uint8 of ``record``, decoded and resized."""
+        image = read_gray(record.image)
+        arrays = {"image": resize_image(image, self.size)[None]}
+        if self.has_mask:
+            masks = [read_binary_mask(path) for path in record.masks]
+            for path, mask in zip(record.masks, masks):
+                check_same_size(record.image, image.shape, path, mask.shape)
+            arrays["mask"] = np.maximum.reduce([resize_mask(mask, self.size) for mask in masks])[None]
+        return arrays
+
     def read(self, index: int) -> dict[str, Any]:
-        """Read and resize item ``index`` from disk."""
+        """Item ``index``: decoded from its files, or read from the disk cache."""
         record = self.records[index]
-        item: dict[str, Any] = {"image": torch.from_numpy(resize_image(read_gray(record.image), self.size))[None]}
+        if self.disk is None:
+            arrays = self.decode(record)
+        else:
+            arrays = self.disk.arrays([record.image, *record.masks], f"size {self.size}", lambda: self.decode(record))
+        item: dict[str, Any] = {key: torch.from_numpy(value) for key, value in arrays.items()}
         if self.has_label:
             item["label"] = torch.tensor(record.label, dtype=torch.int64)
-        if self.has_mask:
-            masks = [resize_mask(read_binary_mask(path), self.size) for path in record.masks]
-            item["mask"] = torch.from_numpy(np.maximum.reduce(masks))[None]
         if self.has_patient:
             item["patient_id"] = record.patient_id
         return item
@@ -216,6 +220,10 @@ class ImageDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         cached = self._cache.get(index)
         return dict(cached) if cached is not None else self.read(index)
+
+    def item_source(self, index: int) -> str:
+        """The image file of item ``index``."""
+        return str(self.records[index].image)
 
     def class_labels(self) -> list[int] | None:
         """The class of every item (for label budgets), None when the records have no classes."""
@@ -232,7 +240,20 @@ class ImageDataset(Dataset):
 
 def image_dataset(records: Sequence[Record], config: Any) -> ImageDataset:
     """An ImageDataset of ``records`` at ``config.patch_size``, cached as ``config.cache`` says."""
-    return ImageDataset(records, config.patch_size, config.cache, config.cache_rate, config.num_workers)
+    disk = ArrayCache(cache_folder(config.cache_dir, "images2d")) if config.cache == "disk" else None
+    return ImageDataset(records, config.patch_size, config.cache, config.cache_rate, config.num_workers, disk)
+
+
+def check_record(record: Record) -> None:
+    """DataError naming the file when the image or a mask cannot be read, a mask is not binary or not the image's size."""
+    width, height = check_image_file(record.image)
+    for mask in record.masks:
+        check_same_size(record.image, (height, width), mask, read_binary_mask(mask).shape)
+
+
+def verify_records(records: Sequence[Record], config: Any, kind: str) -> None:
+    """Check every record's files once (see ``verify_files``); DataProblems naming every bad file."""
+    verify_files([FileCheck((r.image, *r.masks), partial(check_record, r)) for r in records], config, kind)
 
 
 def patient_of(record: Record) -> str:
@@ -240,10 +261,16 @@ def patient_of(record: Record) -> str:
     return str(record.patient_id)
 
 
-def split_records(
-    records: Sequence[Record], val_fraction: float, test_fraction: float, seed: int, key: Callable[[Record], str] = patient_of
-) -> dict[str, list[Record]]:
-    """Records split by ``key`` (the patient by default) with ``split_patients``: no key in two splits."""
-    splits = split_patients([key(r) for r in records], val_fraction, test_fraction, seed)
-    where = {value: name for name, values in splits.items() for value in values}
-    return {name: [r for r in records if where[key(r)] == name] for name in splits}
+class ImageDataModule(BaseDataModule):
+    """The template of the 2D image datasets: 2D patch sizes only; ``image_splits`` makes an ImageDataset of each
+    split's records (after checking every file, see ``verify_records``)."""
+
+    def check_config(self) -> None:
+        """ConfigError unless the config asks for 2D images of a 2-value patch size."""
+        require_2d(self.config)
+
+    def image_splits(self, splits: dict[str, Sequence[Record]]) -> dict[str, ImageDataset | None]:
+        """An ImageDataset per non-empty split, after one check of every record's files (in file name order)."""
+        every = {str(r.image): r for records in splits.values() for r in records}
+        verify_records([every[name] for name in sorted(every)], self.config, self.config.name)
+        return {name: image_dataset(records, self.config) if records else None for name, records in splits.items()}

@@ -7,6 +7,13 @@ from typing import Sequence
 import numpy as np
 from monai.transforms import ScaleIntensityRange
 
+from lightning_ssl.schema import ConfigError
+
+MRI_NORMALISATIONS = {
+    "zscore": "per-modality z-score over brain voxels (non-zero), then min-max over the brain to [0, 1]; background 0",
+    "minmax": "per-modality min-max over brain voxels (non-zero) to [0, 1]; background 0",
+}
+
 
 def window_hu(hu: np.ndarray, window: Sequence[float] = (-1000.0, 1000.0)) -> np.ndarray:
     """Clip Hounsfield units to ``window`` and scale them to [0, 1] (float32)."""
@@ -32,6 +39,13 @@ def ct_body_mask(hu: np.ndarray, threshold: float = -500.0) -> np.ndarray:
     return _fill_between(tissue, 0) & _fill_between(tissue, 1)
 
 
+def intensity_of(normalisation: str) -> str:
+    """The description of a ``data.mri_normalisation`` for the model's input contract; ConfigError for an unknown one."""
+    if normalisation not in MRI_NORMALISATIONS:
+        raise ConfigError(f"data.mri_normalisation={normalisation!r} is not one of {', '.join(MRI_NORMALISATIONS)}")
+    return MRI_NORMALISATIONS[normalisation]
+
+
 def normalise_mri(volume: np.ndarray, mode: str = "zscore") -> np.ndarray:
     """Per-channel MRI normalisation over brain voxels (non-zero), background kept at 0, float32.
 
@@ -39,7 +53,7 @@ def normalise_mri(volume: np.ndarray, mode: str = "zscore") -> np.ndarray:
     [0, 1] by min-max over the brain; ``minmax``: min-max over the brain voxels (what the Models
     Genesis authors advise for MRI). Either way the output is in [0, 1], like every other modality.
     """
-    if mode not in ("zscore", "minmax"):
+    if mode not in MRI_NORMALISATIONS:
         raise ValueError(f"MRI normalisation {mode!r} is not one of zscore, minmax")
     out = np.zeros(volume.shape, dtype=np.float32)
     for channel, image in enumerate(np.asarray(volume, dtype=np.float32)):

@@ -11,7 +11,7 @@ SCR masks: any ``fold1`` / ``fold2`` folder holding ``masks/left lung`` up to th
 folders exist. Images are resized to ``data.patch_size`` (default 256 x 256, antialiased bilinear), masks with
 nearest neighbours, ``mask`` (1, H, W) uint8 in {0, 1}.
 
-Split (``data.split``): scr = the SCR 2-fold split, fold1 train and validation (``val_fraction`` of it by seed),
+Split (``data.split``): scr = the SCR 2-fold split, fold1 train and validation (``val_fraction`` of it by split_seed),
 fold2 test: 112 / 12 / 123 images (MultiMix's 111 / 13 / 123 is ``data.val_fraction=0.105``); random = a seeded
 split of every image (``val_fraction``, ``test_fraction``); auto = scr when the SCR folders exist. One image per
 patient: the patient id is the image id (``JPCLN001``).
@@ -23,19 +23,23 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from monai.data import Dataset as MonaiDataset
 from monai.transforms import Transform
 from PIL import Image
 from torch.utils.data import Dataset
 
-from lightning_ssl.data.base import BaseDataModule, DataInfo, cached_dataset, split_patients
+from lightning_ssl.data.base import BaseDataModule, DataInfo, cached_dataset, require_2d
+from lightning_ssl.data.disk_cache import ArrayCache, cache_folder
 from lightning_ssl.data.errors import DataError, data_errors
+from lightning_ssl.data.verify import FileCheck, Problems, verify_files
 from lightning_ssl.registry import DATASETS
-from lightning_ssl.schema import FolderDataConfig
+from lightning_ssl.schema import Cache, FolderDataConfig
 
 SIDE = 2048
 FILE_BYTES = SIDE * SIDE * 2
@@ -61,35 +65,34 @@ class JSRTConfig(FolderDataConfig):
     """JSRT at ``patch_size`` (default 256 x 256) with SCR masks (``mask``) and the SCR or a seeded ``split``.
 
     ``val_fraction``: of fold1 with the SCR split, of every image with the random split; ``test_fraction``: random
-    split only. Images are read and resized once and kept in memory (``cache=memory``, the default).
+    split only. Images are read and resized once and kept in memory (``cache=memory``, the default), or stored in
+    ``cache_dir`` for later runs too (``cache=disk``).
     """
 
     name: str = "jsrt"
     spatial_dims: int = 2
     patch_size: list[int] = field(default_factory=lambda: [256, 256])
     batch_size: int = 16
-    cache: str = "memory"
+    cache: Cache = Cache.memory
     mask: str = "auto"
     split: str = "auto"
     val_fraction: float = 0.1
     test_fraction: float = 0.5
 
 
-def find_images(root: str | None) -> dict[str, Path]:
-    """The JSRT .IMG files by image id (``JPCLN001``), after checking names and file sizes."""
-    if root is None:
-        raise DataError("data.root is not set: pass data.root=/path/to/jsrt (the folder holding All247images)")
-    folder = Path(root).expanduser()
-    if not folder.is_dir():
-        raise DataError(f"data.root={str(root)!r} is not a folder: point it at the folder holding All247images")
+def find_images(folder: Path) -> dict[str, Path]:
+    """The JSRT .IMG files by image id (``JPCLN001``) in ``folder`` or its All247images, after checking names and sizes."""
     images = folder / "All247images" if (folder / "All247images").is_dir() else folder
     files = sorted(p for p in images.iterdir() if p.is_file() and p.suffix.lower() == ".img")
     if not files:
         raise DataError(f"no JSRT .IMG file in {images}: expected {LAYOUT}")
+    problems = Problems()
     for path in files:
-        if not IMAGE_NAME.match(path.name):
-            raise DataError(f"{path} is not a JSRT image name: JPCLNnnn.IMG (with nodule) or JPCNNnnn.IMG (without)")
-        check_size(path)
+        with problems.collect():
+            if not IMAGE_NAME.match(path.name):
+                raise DataError(f"{path} is not a JSRT image name: JPCLNnnn.IMG (with nodule) or JPCNNnnn.IMG (without)")
+            check_size(path)
+    problems.raise_any()
     return {p.stem.upper(): p for p in files}
 
 
@@ -112,7 +115,7 @@ def read_jsrt(path: Path) -> np.ndarray:
     return 1.0 - values.astype(np.float32) / MAX_VALUE
 
 
-def find_scr(root: str) -> dict[str, Path]:
+def find_scr(root: Path) -> dict[str, Path]:
     """The ``masks`` folder of each SCR fold found up to three levels under ``root`` (empty when there is none)."""
     found: dict[str, Path] = {}
     for pattern in ("{}", "*/{}", "*/*/{}"):
@@ -153,20 +156,34 @@ def read_binary_gif(path: str) -> np.ndarray:
 
 
 class LoadJSRT(Transform):
-    """A JSRT item of file names to tensors: ``image`` (1, H, W) float32, ``label``, ``patient_id``, ``mask`` (1, H, W) uint8."""
+    """A JSRT item of file names to tensors: ``image`` (1, H, W) float32, ``label``, ``patient_id``, ``mask`` (1, H, W) uint8.
 
-    def __init__(self, size: Sequence[int]) -> None:
+    With a ``disk`` cache the resized image and mask are decoded once and read back from it later.
+    """
+
+    def __init__(self, size: Sequence[int], disk: ArrayCache | None = None) -> None:
         self.size = [int(s) for s in size]
+        self.disk = disk
 
-    def __call__(self, item: dict) -> dict:
+    def decode(self, item: dict) -> dict[str, np.ndarray]:
         """Read, invert and resize the image; read, unite and resize its masks."""
         image = torch.from_numpy(read_jsrt(Path(item["image"])))[None, None]
         image = F.interpolate(image, size=self.size, mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1)
-        out = {"image": image[0], "label": torch.tensor(item["label"], dtype=torch.long), "patient_id": item["patient_id"]}
+        arrays = {"image": image[0].numpy()}
         if "mask_files" in item:
             mask = torch.from_numpy(read_mask(item["mask_files"])).to(torch.uint8)[None, None]
-            out["mask"] = F.interpolate(mask, size=self.size, mode="nearest-exact")[0]
-        return out
+            arrays["mask"] = F.interpolate(mask, size=self.size, mode="nearest-exact")[0].numpy()
+        return arrays
+
+    def __call__(self, item: dict) -> dict:
+        """The item's arrays (decoded, or from the disk cache) with its label and patient id."""
+        if self.disk is None:
+            arrays = self.decode(item)
+        else:
+            sources = [item["image"], *item.get("mask_files", [])]
+            arrays = self.disk.arrays(sources, f"size {self.size}", lambda: self.decode(item))
+        out = {key: torch.from_numpy(value) for key, value in arrays.items()}
+        return {**out, "label": torch.tensor(item["label"], dtype=torch.long), "patient_id": item["patient_id"]}
 
 
 class JSRTDataset(Dataset):
@@ -174,8 +191,11 @@ class JSRTDataset(Dataset):
 
     def __init__(self, items: list[dict], config: JSRTConfig) -> None:
         self.items = items
-        with data_errors():
-            self.dataset = cached_dataset(items, LoadJSRT(config.patch_size), config)
+        if config.cache == "disk":
+            self.dataset = MonaiDataset(items, LoadJSRT(config.patch_size, ArrayCache(cache_folder(config.cache_dir, "jsrt"))))
+        else:
+            with data_errors():
+                self.dataset = cached_dataset(items, LoadJSRT(config.patch_size), config)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -183,6 +203,10 @@ class JSRTDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         with data_errors():
             return self.dataset[index]
+
+    def item_source(self, index: int) -> str:
+        """The .IMG file of item ``index``."""
+        return self.items[index]["image"]
 
     def class_labels(self) -> list[int]:
         """Nodule (1) or not (0) per image, from the file names."""
@@ -198,6 +222,7 @@ class JSRTDataModule(BaseDataModule):
     """JSRT chest X-rays, ``label`` = nodule, optional SCR ``mask``, SCR 2-fold or seeded split."""
 
     Config = JSRTConfig
+    root_hint = "the folder holding All247images (and the SCR fold1/fold2 masks)"
 
     @property
     def info(self) -> DataInfo:
@@ -216,12 +241,10 @@ class JSRTDataModule(BaseDataModule):
             class_names=list(CLASS_NAMES),
         )
 
-    def _check_config(self) -> None:
+    def check_config(self) -> None:
+        """2D images, and known ``data.mask`` and ``data.split`` choices."""
         cfg = self.config
-        if cfg.spatial_dims != 2 or len(cfg.patch_size) != 2:
-            raise DataError(
-                f"JSRT images are 2D: set data.spatial_dims=2 and two values in data.patch_size (not {list(cfg.patch_size)})"
-            )
+        require_2d(cfg)
         for key, choices in (("mask", MASK_CHOICES), ("split", SPLIT_CHOICES)):
             if getattr(cfg, key) not in choices:
                 raise DataError(f"data.{key}={getattr(cfg, key)!r} is not one of {', '.join(choices)}")
@@ -259,28 +282,31 @@ class JSRTDataModule(BaseDataModule):
         return item
 
     def _split(self, image_ids: list[str], folds: dict[str, str], split: str) -> dict[str, list[str]]:
-        """Image ids by split: fold1 into train and val by seed and fold2 as test, or a seeded split of every image."""
+        """Image ids by split: fold1 into train and val by split_seed and fold2 as test, or a seeded split of every image."""
         cfg = self.config
         if split == "random":
-            return split_patients(image_ids, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+            return self.split(image_ids, cfg.val_fraction, cfg.test_fraction)
         outside = [i for i in image_ids if i not in folds]
         if outside:
             raise DataError(f"{outside[0]} has a JSRT image but no SCR mask in fold1 or fold2: set data.split=random")
-        ids = split_patients([i for i in image_ids if folds[i] == "fold1"], cfg.val_fraction, 0.0, cfg.seed)
+        ids = self.split([i for i in image_ids if folds[i] == "fold1"], cfg.val_fraction, 0.0)
         ids["test"] = [i for i in image_ids if folds[i] == "fold2"]
         return ids
 
-    def setup(self, stage: str | None = None) -> None:
+    def make_splits(self) -> dict[str, JSRTDataset | None]:
         """Find and check the images (and masks), split them, and build the datasets."""
-        if self.train_dataset is not None:
-            return
         cfg = self.config
-        self._check_config()
-        images = find_images(cfg.root)
-        scr = find_scr(cfg.root)
+        root = self.data_root()
+        images = find_images(root)
+        scr = find_scr(root)
         mask, split = self._mask_and_split(scr)
         folds = fold_of_images(scr)
         ids = self._split(sorted(images), folds, split)
-        items = {i: self._item(i, path, scr.get(folds.get(i, "")), mask) for i, path in images.items()}
-        self.train_dataset, self.val_dataset = (JSRTDataset([items[i] for i in sorted(ids[s])], cfg) for s in ("train", "val"))
-        self.test_dataset = JSRTDataset([items[i] for i in sorted(ids["test"])], cfg) if ids["test"] else None
+        items, problems = {}, Problems()
+        for image_id, path in images.items():
+            with problems.collect():
+                items[image_id] = self._item(image_id, path, scr.get(folds.get(image_id, "")), mask)
+        problems.raise_any()
+        masks = [item["mask_files"] for item in items.values() if "mask_files" in item]
+        verify_files([FileCheck(tuple(map(Path, files)), partial(read_mask, files)) for files in masks], cfg, "jsrt")
+        return {name: JSRTDataset([items[i] for i in sorted(chosen)], cfg) if chosen else None for name, chosen in ids.items()}

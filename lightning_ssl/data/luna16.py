@@ -25,18 +25,19 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
 from monai.transforms import LoadImage
-from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from lightning_ssl.data.base import CACHES, BaseDataModule, DataInfo, body_box, crop, ct_info, split_patients
+from lightning_ssl.data.base import BaseDataModule, DataInfo, body_box, ct_info
+from lightning_ssl.data.disk_cache import cache_folder, source_stamp
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.intensity import ct_body_mask, window_hu
-from lightning_ssl.data.sampling import item_rng
+from lightning_ssl.data.patches import PatchDataset, TargetsFirst, Volume
+from lightning_ssl.data.verify import Problems
 from lightning_ssl.errors import one_line
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import FolderDataConfig
@@ -56,7 +57,7 @@ LAYOUT = "<root>/subset0..subset9/<seriesuid>.mhd + .raw"
 class Luna16Config(FolderDataConfig):
     """LUNA16 scans by subset: Models Genesis split (0-4 train, 5-6 val, 7-9 test), 32 cubes of 64x64x32 per scan.
 
-    ``val_fraction``: when no scan of ``val_subsets`` is present, that share of the training scans (by seed)
+    ``val_fraction``: when no scan of ``val_subsets`` is present, that share of the training scans (by ``split_seed``)
     validates instead. ``annotations``: the nodule table, relative to ``root`` (absent: no labels).
     """
 
@@ -71,25 +72,27 @@ class Luna16Config(FolderDataConfig):
     val_fraction: float = 0.1
 
 
-@dataclass
-class Scan:
-    """One scan: HU (X, Y, Z) and body mask (arrays or memory maps), spacing (mm), body box, nodule centre voxels (K, 3)."""
+class Scan(Volume):
+    """One scan: HU (1, X, Y, Z) and body mask (arrays or memory maps), spacing (mm), body box, nodule centre voxels."""
 
-    seriesuid: str
-    hu: np.ndarray
-    body: np.ndarray
-    spacing: np.ndarray
-    box: tuple[np.ndarray, np.ndarray]
-    nodules: np.ndarray
+    @property
+    def seriesuid(self) -> str:
+        """The scan's LUNA16 id."""
+        return self.patient_id
+
+    @property
+    def hu(self) -> np.ndarray:
+        """The scan in Hounsfield units (X, Y, Z)."""
+        return self.image[0]
+
+    @property
+    def nodules(self) -> np.ndarray:
+        """The voxel of each annotated nodule centre inside the scan (K, 3)."""
+        return self.targets
 
 
-def find_scans(root: str | None) -> dict[int, list[Path]]:
-    """The .mhd files of every non-empty ``subsetN`` folder of ``root``, by subset number."""
-    if root is None:
-        raise DataError("data.root is not set: pass data.root=/path/to/luna16 (the folder holding subset0..subset9)")
-    folder = Path(root).expanduser()
-    if not folder.is_dir():
-        raise DataError(f"data.root={str(root)!r} is not a folder: point it at the folder holding subset0..subset9")
+def find_scans(folder: Path) -> dict[int, list[Path]]:
+    """The .mhd files of every non-empty ``subsetN`` folder of ``folder``, by subset number."""
     subsets = {}
     for child in sorted(folder.iterdir()):
         match = SUBSET_FOLDER.match(child.name)
@@ -203,23 +206,19 @@ def body_and_box(hu: np.ndarray, threshold: float, mhd: Path) -> tuple[np.ndarra
     return body, low, high
 
 
-def source_stamp(mhd: Path, threshold: float) -> str:
+def scan_stamp(mhd: Path, threshold: float) -> str:
     """Sizes and modification times of a scan's files, and the body threshold: a cache entry is valid while they hold."""
     data = mhd.parent / header_fields(mhd)["ElementDataFile"]
-    files = [mhd, data] if data.is_file() else [mhd]
-    return " ".join(f"{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files) + f" threshold:{threshold:g}"
+    return f"{source_stamp([mhd, data] if data.is_file() else [mhd])} threshold:{threshold:g}"
 
 
 def disk_cached_arrays(mhd: Path, cache_dir: str | None, threshold: float) -> tuple[np.ndarray, np.ndarray, dict]:
     """HU and body mask as memory maps of .npy files in ``cache_dir`` (written on first use), and the scan's facts."""
-    if not cache_dir:
-        raise DataError("data.cache=disk needs data.cache_dir=/a/folder/for/the/cache")
-    folder = Path(cache_dir).expanduser() / "luna16"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = cache_folder(cache_dir, "luna16")
     stem = mhd.name.removesuffix(".mhd")
     paths = {key: folder / f"{stem}.{key}.npy" for key in ("hu", "body")}
     facts_path = folder / f"{stem}.facts.npz"
-    stamp = source_stamp(mhd, threshold)
+    stamp = scan_stamp(mhd, threshold)
     facts = dict(np.load(facts_path)) if facts_path.is_file() else {}
     if str(facts.get("stamp")) != stamp:
         hu, affine, ras = read_hu(mhd)
@@ -244,100 +243,8 @@ def load_scan(mhd: Path, config: Luna16Config, annotations: dict[str, list[list[
     nodules = np.rint(world_to_voxel(points, affine, ras)).astype(np.int64) if points else np.zeros((0, 3), np.int64)
     inside = np.all((nodules >= 0) & (nodules < np.array(hu.shape)), axis=1)
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
-    return Scan(uid, hu, body, spacing.astype(np.float32), (np.asarray(low), np.asarray(high)), nodules[inside])
-
-
-def patch_box(config: Luna16Config) -> np.ndarray:
-    """The (X, Y, Z) size of a patch: ``patch_size``, one slice deep for 2D patches."""
-    dims = config.spatial_dims
-    if dims not in (2, 3) or len(config.patch_size) != dims:
-        raise DataError(f"data.patch_size={list(config.patch_size)} does not match data.spatial_dims={dims}")
-    return np.array([int(s) for s in config.patch_size] + ([1] if dims == 2 else []))
-
-
-def holds_nodule(origin: np.ndarray, size: np.ndarray, nodules: np.ndarray) -> bool:
-    """Whether the box of ``size`` at ``origin`` holds any of the nodule centres."""
-    return bool(np.any(np.all((nodules >= origin) & (nodules < origin + size), axis=1)))
-
-
-def nodule_origin(scan: Scan, nodule: np.ndarray, size: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A patch corner putting ``nodule`` in the middle half of the patch (moved to stay in the volume, still holding it)."""
-    offset = rng.integers(size // 4, size - size // 4)
-    return np.clip(nodule - offset, 0, np.array(scan.hu.shape) - size)
-
-
-def background_origin(scan: Scan, size: np.ndarray, rng: np.random.Generator, tries: int = 200) -> np.ndarray:
-    """A patch corner whose patch centre is in the body and whose patch holds no nodule centre (best effort)."""
-    low, high = scan.box
-    limit = np.array(scan.hu.shape) - size
-    origin = np.clip((low + high) // 2 - size // 2, 0, limit)
-    for _ in range(tries):
-        centre = rng.integers(low, high)
-        if scan.body[tuple(centre)]:
-            origin = np.clip(centre - size // 2, 0, limit)
-            if not holds_nodule(origin, size, scan.nodules):
-                break
-    return origin
-
-
-class LunaPatches(Dataset):
-    """``patches_per_volume`` patches per scan: one per nodule, the rest random in the body without nodule.
-
-    ``random=True`` draws new positions at every access (training); otherwise they are fixed by ``seed``.
-    With ``spatial_dims=2`` a patch is a 2D patch of one axial slice.
-    """
-
-    def __init__(self, scans: Sequence[Scan], config: Luna16Config, random: bool, labelled: bool) -> None:
-        self.scans = list(scans)
-        self.size = patch_box(config)
-        for scan in self.scans:
-            if np.any(self.size > np.array(scan.hu.shape)):
-                raise DataError(f"scan {scan.seriesuid} {list(scan.hu.shape)} is smaller than the patch: lower data.patch_size")
-        self.per_scan = config.patches_per_volume
-        self.window = list(config.hu_window)
-        self.spatial_dims = config.spatial_dims
-        self.labelled = labelled
-        rng = np.random.default_rng(config.seed)
-        self.fixed = None if random else [self._origin(i, rng) for i in range(len(self))]
-
-    def __len__(self) -> int:
-        return len(self.scans) * self.per_scan
-
-    def _origin(self, index: int, rng: np.random.Generator) -> np.ndarray:
-        scan, slot = self.scans[index // self.per_scan], index % self.per_scan
-        if slot < len(scan.nodules):
-            return nodule_origin(scan, scan.nodules[slot], self.size, rng)
-        return background_origin(scan, self.size, rng)
-
-    def class_labels(self) -> list[int] | None:
-        """Nodule (1) or not (0) per item, from the patch plan (no voxel read); None without annotations."""
-        if not self.labelled:
-            return None
-        if self.fixed is not None:
-            return [int(holds_nodule(o, self.size, self.scans[i // self.per_scan].nodules)) for i, o in enumerate(self.fixed)]
-        return [int(i % self.per_scan < len(self.scans[i // self.per_scan].nodules)) for i in range(len(self))]
-
-    def column_values(self, column: str) -> list[str] | None:
-        """The seriesuid of every item for ``patient_id``; None for any other column."""
-        return [s.seriesuid for s in self.scans for _ in range(self.per_scan)] if column == "patient_id" else None
-
-    def __getitem__(self, index: int) -> dict:
-        scan = self.scans[index // self.per_scan]
-        if self.fixed is None:
-            origin = self._origin(index, item_rng(index))
-        else:
-            origin = self.fixed[index]
-        patch = window_hu(crop(scan.hu, origin, self.size), self.window)
-        if self.spatial_dims == 2:
-            patch = patch[..., 0]
-        item = {
-            "image": torch.from_numpy(np.ascontiguousarray(patch)[None]),
-            "patient_id": scan.seriesuid,
-            "meta": {"spacing": torch.from_numpy(scan.spacing[: self.spatial_dims].copy())},
-        }
-        if self.labelled:
-            item["label"] = torch.tensor(int(holds_nodule(origin, self.size, scan.nodules)), dtype=torch.long)
-        return item
+    box = (np.asarray(low), np.asarray(high))
+    return Scan(uid, hu[None], body, targets=nodules[inside], spacing=spacing.astype(np.float32), source=str(mhd), box=box)
 
 
 @DATASETS.register("luna16")
@@ -345,6 +252,7 @@ class Luna16DataModule(BaseDataModule):
     """LUNA16 chest CT cubes (or axial slice patches) by subset; ``label`` = nodule centre in the patch."""
 
     Config = Luna16Config
+    root_hint = "the folder holding subset0..subset9"
 
     @property
     def info(self) -> DataInfo:
@@ -359,7 +267,7 @@ class Luna16DataModule(BaseDataModule):
         repeated = sorted({s for s in flat if flat.count(s) > 1})
         if repeated:
             raise DataError(f"subset(s) {repeated} are in more than one of data.train_subsets, val_subsets, test_subsets")
-        found = find_scans(cfg.root)
+        found = find_scans(self.data_root())
         absent = [s for s in flat if s not in found]
         if absent:
             log.warning("LUNA16 subsets absent from %s: %s (present: %s)", cfg.root, absent, sorted(found))
@@ -374,44 +282,58 @@ class Luna16DataModule(BaseDataModule):
 
     def _annotations(self) -> dict[str, list[list[float]]] | None:
         """The nodule table, or None (with a warning) when the file is absent."""
-        path = Path(self.config.root).expanduser() / self.config.annotations
+        path = self.data_root() / self.config.annotations
         if not path.is_file():
             log.warning("no %s: LUNA16 items have no nodule label", path)
             return None
         return read_annotations(path)
 
-    def setup(self, stage: str | None = None) -> None:
+    def make_splits(self) -> dict[str, PatchDataset | None]:
         """Find and check the scans of every subset, read them with their nodules, and build the patch datasets."""
-        if self.train_dataset is not None:
-            return
         cfg = self.config
-        patch_box(cfg)
-        if cfg.cache not in CACHES:
-            raise DataError(f"data.cache={cfg.cache!r} is not one of {', '.join(CACHES)}")
         files = self._subset_files()
         if not files["val"]:
             files["train"], files["val"] = self._hold_out(files["train"])
         every = [f for paths in files.values() for f in paths]
+        problems = Problems()
         for path in every:
-            check_metaimage(path)
+            with problems.collect():
+                check_metaimage(path)
+        problems.raise_any()
         annotations = self._annotations()
-        loaded = {f: load_scan(f, cfg, annotations) for f in tqdm(every, desc="reading LUNA16 scans", disable=len(every) < 4)}
+        loaded = {}
+        for path in tqdm(every, desc="reading LUNA16 scans", disable=len(every) < 4):
+            with problems.collect():
+                loaded[path] = load_scan(path, cfg, annotations)
+        problems.raise_any()
+        extent = list(cfg.patch_size) + [1] * (3 - len(cfg.patch_size))
+        for scan in loaded.values():
+            with problems.collect():
+                if any(p > s for p, s in zip(extent, scan.hu.shape)):
+                    raise DataError(f"scan {scan.source} {list(scan.hu.shape)} is smaller than the patch: lower data.patch_size")
+        problems.raise_any()
         scans = {name: [loaded[f] for f in paths] for name, paths in files.items()}
-        labelled = annotations is not None
-        self.train_dataset = LunaPatches(scans["train"], cfg, random=True, labelled=labelled)
-        self.val_dataset = LunaPatches(scans["val"], cfg, random=False, labelled=labelled)
-        self.test_dataset = LunaPatches(scans["test"], cfg, random=False, labelled=labelled) if scans["test"] else None
+
+        window = partial(window_hu, window=cfg.hu_window)
+        return {
+            name: PatchDataset(
+                scans[name], cfg.patch_size, cfg.patches_per_volume, TargetsFirst(), name == "train", cfg.split_seed,
+                labelled=annotations is not None, intensity=window,
+            )
+            if scans[name]
+            else None
+            for name in SPLITS
+        }
 
     def _hold_out(self, train: list[Path]) -> tuple[list[Path], list[Path]]:
-        """(train, val) scans when no validation subset is present: ``val_fraction`` of the training scans by seed."""
+        """(train, val) scans when no validation subset is present: ``val_fraction`` of the training scans by split_seed."""
         cfg = self.config
         try:
-            split = split_patients([f.name for f in train], cfg.val_fraction, 0.0, cfg.seed)
+            split = self.split(train, cfg.val_fraction, 0.0, key=lambda f: f.name)
         except DataError:
             raise DataError(
                 f"no scan of data.val_subsets={list(cfg.val_subsets)} and {len(train)} training scan(s) to hold out from: "
                 f"add a validation subset folder or more training scans"
             ) from None
-        held = set(split["val"])
-        log.warning("no scan of val_subsets %s: %d training scan(s) validate instead", list(cfg.val_subsets), len(held))
-        return [f for f in train if f.name not in held], [f for f in train if f.name in held]
+        log.warning("no scan of val_subsets %s: %d training scan(s) validate instead", list(cfg.val_subsets), len(split["val"]))
+        return split["train"], split["val"]

@@ -273,6 +273,18 @@ def as_labels(labels: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(labels.astype(np.float32))
 
 
+def check_labels(labels: torch.Tensor, num_classes: int, path: Path, split: str) -> None:
+    """DataError naming the file, the split and the values when a class label lies outside 0..num_classes-1 (or a
+    multi-label entry is not 0 or 1): caught here rather than as an IndexError mid-training."""
+    allowed = (0, 1) if labels.dim() == 2 else tuple(range(num_classes))
+    values = torch.unique(labels).tolist()
+    wrong = [v for v in values if v not in allowed]
+    if wrong:
+        shown = ", ".join(f"{v:g}" for v in wrong[:8]) + (", ..." if len(wrong) > 8 else "")
+        expected = "0 or 1 (multi-label)" if labels.dim() == 2 else f"0..{num_classes - 1} ({num_classes} classes)"
+        raise DataError(f"{path}: {split}_labels hold the value(s) {shown}, expected {expected}: fix the file or data.flavour")
+
+
 @DATASETS.register("medmnist")
 @DATASETS.register("pneumoniamnist")
 class MedMNISTDataModule(BaseDataModule):
@@ -322,8 +334,6 @@ class MedMNISTDataModule(BaseDataModule):
         dims = FLAVOURS[cfg.flavour].spatial_dims if cfg.flavour in FLAVOURS else cfg.spatial_dims
         if cfg.size not in SIZES[dims]:
             raise ConfigError(f"data.size={cfg.size} is not a MedMNIST size of {cfg.flavour}: use one of {SIZES[dims]}")
-        if len(cfg.patch_size) != cfg.spatial_dims:
-            raise ConfigError(f"data.patch_size={list(cfg.patch_size)} needs {cfg.spatial_dims} values for data.spatial_dims")
         if path.is_file():
             return path
         if not cfg.download:
@@ -339,18 +349,19 @@ class MedMNISTDataModule(BaseDataModule):
         """Download the file when it is absent (Lightning calls this once per node)."""
         self.path()
 
-    def setup(self, stage: str | None = None) -> None:
+    def make_splits(self) -> dict[str, MedMNISTDataset]:
         """Read the file into memory, check its layout against the config, resize to ``patch_size`` if needed."""
-        if self.train_dataset is not None:
-            return
-        cfg, path, channels, arrays = self.config, self.path(), self.info.in_channels, self._read()
-        splits = []
+        cfg, path, arrays = self.config, self.path(), self._read()
+        info = self.info
+        splits = {}
         for split in SPLITS:
             images = channels_first(arrays[f"{split}_images"], cfg.spatial_dims, path)
-            if images.shape[1] != channels:
-                raise DataError(f"{path} holds {images.shape[1]}-channel images but {cfg.flavour} has {channels}")
+            if images.shape[1] != info.in_channels:
+                raise DataError(f"{path} holds {images.shape[1]}-channel images but {cfg.flavour} has {info.in_channels}")
             if list(images.shape[2:]) != list(cfg.patch_size):
                 images = resize(images, list(cfg.patch_size))
-            splits.append(MedMNISTDataset(images, as_labels(arrays[f"{split}_labels"])))
-        self.train_dataset, self.val_dataset, self.test_dataset = splits
+            labels = as_labels(arrays[f"{split}_labels"])
+            check_labels(labels, info.num_classes, path, split)
+            splits[split] = MedMNISTDataset(images, labels)
         self._arrays = None
+        return splits

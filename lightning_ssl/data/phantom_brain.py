@@ -5,23 +5,19 @@ Phantoms are for trying the pipeline end to end, not for publishing results.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
-from lightning_ssl.data.base import BaseDataModule, DataInfo, crop, sample_patch_origins, split_patients
-from lightning_ssl.data.brats import MODALITIES, intensity_of
+from lightning_ssl.data.base import BaseDataModule, DataInfo, check_patch_size, split_patients
 from lightning_ssl.data.errors import DataError
-from lightning_ssl.data.intensity import normalise_mri
-from lightning_ssl.data.phantoms import brain_mri_phantom
+from lightning_ssl.data.intensity import intensity_of, normalise_mri
+from lightning_ssl.data.patches import PatchDataset, TargetFraction, Volume
+from lightning_ssl.data.phantoms import brain_mri_phantom, patient_numbers
 from lightning_ssl.data.phantoms.brain_mri import FIELD_OF_VIEW_MM
-from lightning_ssl.data.sampling import item_rng
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import ConfigError, DataConfig
+from lightning_ssl.transforms.brats_labels import MODALITIES
 
 
 @dataclass
@@ -44,86 +40,19 @@ class PhantomBrainMRIConfig(DataConfig):
     mri_normalisation: str = "zscore"
 
 
-@dataclass
-class BrainVolume:
-    """One phantom normalised to [0, 1], with its brain mask, canonical labels and tumour voxels (flat indices)."""
+class BrainVolume(Volume):
+    """One phantom normalised to [0, 1] (``image``), its brain (``body``), canonical labels (``mask``) and tumour voxels
+    (``targets``)."""
 
-    patient_id: str
-    image: np.ndarray
-    brain: np.ndarray
-    labels: np.ndarray
-    tumour: np.ndarray
+    @property
+    def brain(self) -> np.ndarray:
+        """The brain mask."""
+        return self.body
 
     @property
     def has_tumour(self) -> bool:
         """Whether the volume holds any tumour voxel."""
-        return bool(self.tumour.size)
-
-
-class BrainPatches(Dataset):
-    """``patches_per_volume`` patches per volume: random per access (``random``), or fixed by ``seed``.
-
-    A ``tumour_fraction`` of the patches of a volume with a tumour are centred on a tumour voxel, the others
-    inside the brain. With ``spatial_dims=2`` a patch is a 2D patch of one axial slice. Items: ``image``
-    (4, *patch), ``mask`` (1, *patch) canonical BraTS labels, ``label`` (tumour in the patch), ``patient_id``.
-    """
-
-    def __init__(
-        self,
-        volumes: Sequence[BrainVolume],
-        patch_size: Sequence[int],
-        patches_per_volume: int,
-        random: bool,
-        seed: int,
-        tumour_fraction: float,
-    ) -> None:
-        self.volumes = list(volumes)
-        self.spatial_dims = len(patch_size)
-        self.patch_size = np.array([int(s) for s in patch_size] + [1] * (3 - len(patch_size)))
-        self.patches_per_volume = patches_per_volume
-        self.tumour_fraction = tumour_fraction
-        self.fixed_origins = None if random else [self._origin(i, np.random.default_rng([seed, i])) for i in range(len(self))]
-
-    def __len__(self) -> int:
-        return len(self.volumes) * self.patches_per_volume
-
-    def _volume(self, index: int) -> BrainVolume:
-        return self.volumes[index // self.patches_per_volume]
-
-    def _origin(self, index: int, rng: np.random.Generator) -> np.ndarray:
-        volume = self._volume(index)
-        if volume.has_tumour and rng.random() < self.tumour_fraction:
-            centre = np.array(np.unravel_index(volume.tumour[rng.integers(volume.tumour.size)], volume.brain.shape))
-            return np.clip(centre - self.patch_size // 2, 0, np.array(volume.brain.shape) - self.patch_size)
-        return sample_patch_origins(volume.brain, self.patch_size, 1, rng)[0]
-
-    def _crop(self, array: np.ndarray, origin: np.ndarray) -> np.ndarray:
-        patch = crop(array, origin, self.patch_size)
-        return np.ascontiguousarray(patch[..., 0] if self.spatial_dims == 2 else patch)
-
-    def class_labels(self) -> list[int]:
-        """Tumour in the patch for fixed patches; for random ones, whether the patch's volume has a tumour."""
-        if self.fixed_origins is None:
-            return [int(self._volume(i).has_tumour) for i in range(len(self))]
-        return [int(self._crop(self._volume(i).labels, o).any()) for i, o in enumerate(self.fixed_origins)]
-
-    def column_values(self, column: str) -> list[str] | None:
-        """The patient id of every item for ``patient_id``; None for any other column."""
-        return [self._volume(i).patient_id for i in range(len(self))] if column == "patient_id" else None
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        volume = self._volume(index)
-        if self.fixed_origins is None:
-            origin = self._origin(index, item_rng(index))
-        else:
-            origin = self.fixed_origins[index]
-        mask = torch.from_numpy(self._crop(volume.labels, origin))[None]
-        return {
-            "image": torch.from_numpy(self._crop(volume.image, origin)),
-            "mask": mask,
-            "label": torch.tensor(int(mask.any()), dtype=torch.int64),
-            "patient_id": volume.patient_id,
-        }
+        return bool(len(self.targets))
 
 
 def split_by_tumour(
@@ -170,11 +99,11 @@ class PhantomBrainMRIDataModule(BaseDataModule):
             class_names=["no tumour", "tumour"],
         )
 
-    def _check_config(self) -> None:
+    def check_config(self) -> None:
+        """A known MRI normalisation, a patch of spatial_dims values inside the volume, fractions in [0, 1]."""
         cfg = self.config
         intensity_of(cfg.mri_normalisation)
-        if cfg.spatial_dims not in (2, 3) or len(cfg.patch_size) != cfg.spatial_dims:
-            raise ConfigError(f"data.patch_size={list(cfg.patch_size)} needs {cfg.spatial_dims} values for data.spatial_dims")
+        check_patch_size(cfg)
         if any(p > s for p, s in zip(cfg.patch_size, cfg.volume_shape)):
             raise DataError(f"data.patch_size={list(cfg.patch_size)} is larger than data.volume_shape={list(cfg.volume_shape)}")
         for name in ("tumour_probability", "tumour_patch_fraction"):
@@ -190,26 +119,22 @@ class PhantomBrainMRIDataModule(BaseDataModule):
         return BrainVolume(
             patient_id=phantom.patient_id,
             image=normalise_mri(phantom.image, cfg.mri_normalisation),
-            brain=phantom.brain_mask,
-            labels=phantom.labels,
-            tumour=np.flatnonzero(phantom.labels),
+            body=phantom.brain_mask,
+            mask=phantom.labels[None],
+            targets=np.argwhere(phantom.labels),
         )
 
-    def setup(self, stage: str | None = None) -> None:
-        """Generate the phantoms (deterministic) and split them by patient."""
-        if self.train_dataset is not None:
-            return
-        self._check_config()
+    def make_splits(self) -> dict[str, PatchDataset | None]:
+        """Generate the phantoms (deterministic) and split them by patient, tumours in every held-out split."""
         cfg = self.config
-        volumes = {v.patient_id: v for v in map(self._volume, range(cfg.seed * 10_000, cfg.seed * 10_000 + cfg.num_patients))}
-        splits = split_by_tumour(volumes, cfg.val_fraction, cfg.test_fraction, cfg.seed)
-
-        def make(split: str, random: bool) -> BrainPatches | None:
-            chosen = [volumes[p] for p in splits[split]]
-            if not chosen:
-                return None
-            return BrainPatches(chosen, cfg.patch_size, cfg.patches_per_volume, random, cfg.seed, cfg.tumour_patch_fraction)
-
-        self.train_dataset = make("train", True)
-        self.val_dataset = make("val", False)
-        self.test_dataset = make("test", False)
+        volumes = {v.patient_id: v for v in map(self._volume, patient_numbers(cfg.split_seed, cfg.num_patients))}
+        positions = TargetFraction(cfg.tumour_patch_fraction)
+        return {
+            name: PatchDataset(
+                [volumes[p] for p in chosen], cfg.patch_size, cfg.patches_per_volume, positions, name == "train",
+                cfg.split_seed, labelled=True,
+            )
+            if chosen
+            else None
+            for name, chosen in split_by_tumour(volumes, cfg.val_fraction, cfg.test_fraction, cfg.split_seed).items()
+        }

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lightning_ssl.data.base import BaseDataModule, DataInfo, ct_info, split_patients
+import numpy as np
+
+from lightning_ssl.data.base import BaseDataModule, DataInfo, ct_info
 from lightning_ssl.data.intensity import window_hu
 from lightning_ssl.data.patches import PatchDataset, Volume
-from lightning_ssl.data.phantoms import chest_ct_phantom
+from lightning_ssl.data.phantoms import chest_ct_phantom, patient_numbers
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import DataConfig
 
@@ -47,24 +49,20 @@ class PhantomCTDataModule(BaseDataModule):
             patient_id=phantom.patient_id,
             image=window_hu(phantom.hu, self.config.hu_window)[None],
             body=phantom.body_mask,
-            mask=phantom.lung_mask.astype("uint8"),
-            label_mask=phantom.nodule_mask,
+            mask=phantom.lung_mask.astype("uint8")[None],
+            targets=np.argwhere(phantom.nodule_mask),
         )
 
-    def setup(self, stage: str | None = None) -> None:
+    def make_splits(self) -> dict[str, PatchDataset | None]:
         """Generate the phantoms (deterministic) and split them by patient."""
-        if self.train_dataset is not None:
-            return
         cfg = self.config
-        numbers = list(range(cfg.seed * 10_000, cfg.seed * 10_000 + cfg.num_patients))
-        ids = {str(n): n for n in numbers}
-        splits = split_patients(list(ids), cfg.val_fraction, cfg.test_fraction, cfg.seed)
-
-        def make(split: str, random: bool) -> PatchDataset:
-            volumes = [self._volume(ids[p]) for p in splits[split]]
-            return PatchDataset(volumes, cfg.patch_size, cfg.patches_per_volume, cfg.spatial_dims, random, cfg.seed)
-
-        self.train_dataset = make("train", True)
-        self.val_dataset = make("val", False)
-        if splits["test"]:
-            self.test_dataset = make("test", False)
+        splits = self.split(list(patient_numbers(cfg.split_seed, cfg.num_patients)), cfg.val_fraction, cfg.test_fraction)
+        return {
+            name: PatchDataset(
+                [self._volume(n) for n in numbers], cfg.patch_size, cfg.patches_per_volume, random=name == "train",
+                seed=cfg.split_seed, labelled=True,
+            )
+            if numbers
+            else None
+            for name, numbers in splits.items()
+        }

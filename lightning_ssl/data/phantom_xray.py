@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lightning_ssl.data.base import BaseDataModule, DataInfo, split_patients
-from lightning_ssl.data.phantoms import ChestXRayPhantom, chest_xray_phantom
+from lightning_ssl.data.base import BaseDataModule, DataInfo, require_2d
+from lightning_ssl.data.phantoms import ChestXRayPhantom, chest_xray_phantom, patient_numbers
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import ConfigError, DataConfig
 
@@ -25,7 +25,7 @@ CLASS_NAMES = ["normal", "pneumonia"]
 class PhantomXRayConfig(DataConfig):
     """Chest X-ray phantoms rendered at ``patch_size`` once, at setup, and kept in memory; one image per patient.
 
-    Each patient has pneumonia with probability ``pneumonia_fraction`` (drawn from ``seed`` and the patient).
+    Each patient has pneumonia with probability ``pneumonia_fraction`` (drawn from ``split_seed`` and the patient).
     """
 
     name: str = "phantom_xray"
@@ -87,31 +87,24 @@ class PhantomXRayDataModule(BaseDataModule):
             class_names=list(CLASS_NAMES),
         )
 
-    def _check_config(self) -> None:
+    def check_config(self) -> None:
+        """2D images, a pneumonia fraction in [0, 1]."""
         cfg = self.config
-        if cfg.spatial_dims != 2 or len(cfg.patch_size) != 2:
-            raise ConfigError(
-                f"data {cfg.name!r} holds 2D images: set data.spatial_dims=2 and a 2-value data.patch_size "
-                f"(got spatial_dims={cfg.spatial_dims}, patch_size={list(cfg.patch_size)})"
-            )
+        require_2d(cfg)
         if not 0.0 <= cfg.pneumonia_fraction <= 1.0:
             raise ConfigError(f"data.pneumonia_fraction={cfg.pneumonia_fraction} must lie in [0, 1]")
 
     def _phantom(self, number: int) -> ChestXRayPhantom:
         cfg = self.config
-        pneumonia = bool(np.random.default_rng([cfg.seed, number]).random() < cfg.pneumonia_fraction)
+        pneumonia = bool(np.random.default_rng([cfg.split_seed, number]).random() < cfg.pneumonia_fraction)
         try:
             return chest_xray_phantom(number, tuple(cfg.patch_size), pneumonia)
         except ValueError as error:
             raise ConfigError(f"data.patch_size={list(cfg.patch_size)}: {error}") from None
 
-    def setup(self, stage: str | None = None) -> None:
+    def make_splits(self) -> dict[str, XRayPhantoms | None]:
         """Render the phantoms (deterministic) and split them by patient."""
-        if self.train_dataset is not None:
-            return
-        self._check_config()
         cfg = self.config
-        phantoms = {p.patient_id: p for p in map(self._phantom, range(cfg.seed * 10_000, cfg.seed * 10_000 + cfg.num_patients))}
-        splits = split_patients(list(phantoms), cfg.val_fraction, cfg.test_fraction, cfg.seed)
-        datasets = {name: XRayPhantoms([phantoms[p] for p in ids]) if ids else None for name, ids in splits.items()}
-        self.train_dataset, self.val_dataset, self.test_dataset = datasets["train"], datasets["val"], datasets["test"]
+        phantoms = [self._phantom(n) for n in patient_numbers(cfg.split_seed, cfg.num_patients)]
+        splits = self.split(phantoms, cfg.val_fraction, cfg.test_fraction, key=lambda p: p.patient_id)
+        return {name: XRayPhantoms(chosen) if chosen else None for name, chosen in splits.items()}

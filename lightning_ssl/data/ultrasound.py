@@ -18,19 +18,12 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
-from lightning_ssl.data.base import BaseDataModule, DataInfo
+from lightning_ssl.data.base import DataInfo
 from lightning_ssl.data.errors import DataError
-from lightning_ssl.data.images2d import (
-    Record,
-    check_config,
-    check_mask_sizes,
-    data_root,
-    image_dataset,
-    image_info,
-    list_images,
-    split_records,
-)
+from lightning_ssl.data.images2d import ImageDataModule, ImageDataset, Record, image_info, list_images, patient_of
+from lightning_ssl.data.verify import DataProblems, Problems
 from lightning_ssl.errors import one_line
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import FolderDataConfig
@@ -50,7 +43,7 @@ BUSI_MASK_NAME = re.compile(r"^(.+)_mask(?:_\d+)?$")
 @dataclass
 class FetalPlanesConfig(FolderDataConfig):
     """Fetal ultrasound planes (6 classes) at ``patch_size``: the official train/test split of the CSV's ``Train`` column,
-    ``val_fraction`` of the training patients held out for validation by ``seed``."""
+    ``val_fraction`` of the training patients held out for validation by ``split_seed``."""
 
     name: str = "fetal_planes"
     spatial_dims: int = 2
@@ -97,45 +90,48 @@ def fetal_record(images: Path, line: int, row: dict[str, str], path: Path) -> tu
 
 
 @DATASETS.register("fetal_planes")
-class FetalPlanesDataModule(BaseDataModule):
+class FetalPlanesDataModule(ImageDataModule):
     """Fetal ultrasound planes: ``image`` (1, H, W) in [0, 1], ``label`` (plane) and ``patient_id``.
 
     ``column_values`` also serves ``plane``, ``brain_plane``, ``operator`` and ``us_machine``.
     """
 
     Config = FetalPlanesConfig
+    root_hint = f"the folder holding {FETAL_CSV} and Images/"
 
     @property
     def info(self) -> DataInfo:
         """One B-mode ultrasound channel, grey levels / 255, six planes."""
         return image_info(self.config, "ultrasound", "ultrasound (fetal, B-mode)", [p.lower() for p in PLANES])
 
-    def setup(self, stage: str | None = None) -> None:
+    def make_splits(self) -> dict[str, ImageDataset | None]:
         """Read the CSV, check every listed image exists, keep the official test split, hold out val patients."""
-        if self.train_dataset is not None:
-            return
         cfg = self.config
-        check_config(cfg)
-        base = fetal_folder(data_root(cfg))
+        base = fetal_folder(self.data_root())
         path = base / FETAL_CSV
-        rows = [fetal_record(base / "Images", line, row, path) for line, row in read_fetal_csv(path)]
+        problems = Problems()
+        rows = []
+        for line, row in read_fetal_csv(path):
+            with problems.collect():
+                rows.append(fetal_record(base / "Images", line, row, path))
+        problems.lines.extend(f"{r.image} is listed in {path} but missing" for r, _ in rows if not r.image.is_file())
+        problems.raise_any()
         if not rows:
             raise DataError(f"{path} lists no images")
-        missing = [r.image for r, _ in rows if not r.image.is_file()]
-        if missing:
-            raise DataError(f"{missing[0]} is listed in {path} but missing ({len(missing)} listed image(s) missing)")
         train, test = [r for r, is_train in rows if is_train], [r for r, is_train in rows if not is_train]
         if not train:
             raise DataError(f"{path} puts no image in the training split (column Train = 1)")
-        splits = split_records(train, cfg.val_fraction, 0.0, cfg.seed)
-        self.train_dataset = image_dataset(splits["train"], cfg)
-        self.val_dataset = image_dataset(splits["val"], cfg)
-        self.test_dataset = image_dataset(test, cfg) if test else None
+        return self.image_splits({**self.split(train, cfg.val_fraction, 0.0, key=patient_of), "test": test})
 
 
 @dataclass
 class BUSIConfig(FolderDataConfig):
-    """BUSI breast ultrasound (benign, malignant, normal) with lesion masks at ``patch_size``, split by image by ``seed``."""
+    """BUSI breast ultrasound (benign, malignant, normal) with lesion masks at ``patch_size``, split by image by ``split_seed``.
+
+    ``with_masks``: true reads every image's mask (classification and segmentation; an image without one is an
+    error); false reads no mask (classification only, e.g. a copy without mask files); None (auto): true when any
+    image has a mask file, false when none has.
+    """
 
     name: str = "busi"
     spatial_dims: int = 2
@@ -143,6 +139,7 @@ class BUSIConfig(FolderDataConfig):
     batch_size: int = 16
     val_fraction: float = 0.1
     test_fraction: float = 0.2
+    with_masks: Optional[bool] = None
 
 
 def busi_folder(root: Path) -> Path:
@@ -153,8 +150,9 @@ def busi_folder(root: Path) -> Path:
     raise DataError(f"no {BUSI_FOLDER}/{{benign,malignant,normal}} folders under {root}: expected the BUSI download, unpacked")
 
 
-def busi_records(folder: Path, label: int) -> list[Record]:
-    """The images of one class folder with their masks; DataError naming an image without a mask."""
+def busi_images(folder: Path) -> list[tuple[Path, tuple[Path, ...]]]:
+    """The images of one class folder, each with its mask files (none when it has none); masks without an image are
+    left out with a warning."""
     images, masks = [], {}
     for path in list_images(folder):
         match = BUSI_MASK_NAME.match(path.stem)
@@ -162,20 +160,39 @@ def busi_records(folder: Path, label: int) -> list[Record]:
             masks.setdefault(match.group(1), []).append(path)
         else:
             images.append(path)
-    records = []
-    for image in images:
-        found = tuple(sorted(masks.pop(image.stem, []), key=lambda p: (len(p.name), p.name)))
-        if not found:
-            raise DataError(f"{image} has no mask: expected {image.with_name(image.stem + '_mask.png').name} beside it")
-        records.append(Record(image, label, masks=found))
+    found = [(image, tuple(sorted(masks.pop(image.stem, []), key=lambda p: (len(p.name), p.name)))) for image in images]
     if masks:
         log.warning("%d BUSI mask(s) in %s have no image, e.g. %s", len(masks), folder, next(iter(masks.values()))[0].name)
-    return records
+    return found
+
+
+def busi_records(base: Path, with_masks: bool | None) -> list[Record]:
+    """A record of every image under the class folders, with its masks when ``with_masks`` (None: when any image has
+    one); DataProblems naming every image without a mask, or one line when no image has any."""
+    found = [(label, image, masks) for label, name in enumerate(BUSI_CLASSES) for image, masks in busi_images(base / name)]
+    if not found:
+        raise DataError(f"no images in {base}/{{benign,malignant,normal}}: expected e.g. benign/benign (1).png")
+    without = [image for _, image, masks in found if not masks]
+    if with_masks is None:
+        with_masks = len(without) < len(found)
+        if not with_masks:
+            log.warning("no BUSI image under %s has a mask file: classification only (no segmentation)", base)
+    if with_masks and len(without) == len(found):
+        raise DataError(
+            f"no image under {base} has a mask file ({len(found)} images): this BUSI copy supports classification only, "
+            f"set data.with_masks=false"
+        )
+    if with_masks and without:
+        raise DataProblems(
+            [f"{image} has no mask: expected {image.stem}_mask.png beside it (data.with_masks=false reads no mask)" for image in without]
+        )
+    return [Record(image, label, masks=masks if with_masks else ()) for label, image, masks in found]
 
 
 @DATASETS.register("busi")
-class BUSIDataModule(BaseDataModule):
-    """BUSI: ``image`` (1, H, W) in [0, 1], ``label`` and ``mask`` (1, H, W) uint8 {0, 1}, the union of an image's masks.
+class BUSIDataModule(ImageDataModule):
+    """BUSI: ``image`` (1, H, W) in [0, 1], ``label`` and (unless ``with_masks`` is false) ``mask`` (1, H, W) uint8
+    {0, 1}, the union of an image's masks.
 
     BUSI does not say which images come from the same woman (780 images of 600 women), so the split
     is by image and an image of one woman may share her other images' split or not; items carry no
@@ -183,25 +200,15 @@ class BUSIDataModule(BaseDataModule):
     """
 
     Config = BUSIConfig
+    root_hint = f"the folder holding {BUSI_FOLDER}/"
 
     @property
     def info(self) -> DataInfo:
         """One B-mode ultrasound channel, grey levels / 255, three classes."""
         return image_info(self.config, "ultrasound", "ultrasound (breast, B-mode)", BUSI_CLASSES)
 
-    def setup(self, stage: str | None = None) -> None:
-        """Pair images with masks, check their sizes match (headers only), split by image."""
-        if self.train_dataset is not None:
-            return
+    def make_splits(self) -> dict[str, ImageDataset | None]:
+        """Pair images with masks (when asked for), split by image."""
         cfg = self.config
-        check_config(cfg)
-        base = busi_folder(data_root(cfg))
-        records = [r for label, name in enumerate(BUSI_CLASSES) for r in busi_records(base / name, label)]
-        if not records:
-            raise DataError(f"no images in {base}/{{benign,malignant,normal}}: expected e.g. benign/benign (1).png")
-        for record in records:
-            check_mask_sizes(record.image, record.masks)
-        splits = split_records(records, cfg.val_fraction, cfg.test_fraction, cfg.seed, key=lambda r: str(r.image))
-        self.train_dataset = image_dataset(splits["train"], cfg)
-        self.val_dataset = image_dataset(splits["val"], cfg)
-        self.test_dataset = image_dataset(splits["test"], cfg) if splits["test"] else None
+        records = busi_records(busi_folder(self.data_root()), cfg.with_masks)
+        return self.image_splits(self.split(records, cfg.val_fraction, cfg.test_fraction, key=lambda r: str(r.image)))

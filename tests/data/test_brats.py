@@ -1,5 +1,7 @@
 """BraTS: three official layouts, canonical channels and labels, patches inside the brain, case splits, clear errors."""
 
+import re
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -10,10 +12,11 @@ from real_data import shared_file
 from lightning_ssl.cli import main
 from lightning_ssl.config import ConfigError, build_config
 from lightning_ssl.data import DATASETS
-from lightning_ssl.data.brats import BraTSDataModule, brats_regions
+from lightning_ssl.data.brats import BraTSDataModule
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.intensity import normalise_mri
 from lightning_ssl.train import pretrain
+from lightning_ssl.transforms.brats_labels import brats_regions
 
 SHAPE = (24, 24, 16)
 OLD = ("_", ("t1", "t1ce", "t2", "flair"))
@@ -204,8 +207,10 @@ def test_truncated_files(tmp_path):
     folder = write_case(tmp_path, "2017-2020", 0)
     path = folder / "BraTS20_Training_000_t1ce.nii.gz"
     data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])  # the header is intact: found when the case is read
-    dm = setup(tmp_path, val_fraction=0.0)
+    path.write_bytes(data[: len(data) // 2])  # the header is intact: found by the verify pass at setup
+    with pytest.raises(DataError, match="cannot read .*BraTS20_Training_000_t1ce.nii.gz: .*is the file complete"):
+        setup(tmp_path, val_fraction=0.0)
+    dm = setup(tmp_path, val_fraction=0.0, verify=False)  # without it, found when the case is read
     with pytest.raises(DataError, match="cannot read .*BraTS20_Training_000_t1ce.nii.gz: .*is the file complete"):
         dm.train_dataset[0]
     path.write_bytes(data[:20])  # no header: found at setup
@@ -289,7 +294,52 @@ def test_real_brats_2023_cases():
     assert item["patient_id"] == "BraTS-GLI-90001-000" and item["image"].shape == (4, 32, 32, 16)
     assert item["mask"].shape == (1, 32, 32, 16) and set(item["mask"].unique().tolist()) <= {0, 1, 2, 3}
     assert 0 <= item["image"].min() and item["image"].max() <= 1 and item["image"].amax() > 0
-    case = dm.train_dataset.cases[0]  # the whole case, cropped to the brain
-    assert set(case["mask"].unique().tolist()) == {0, 1, 2, 3} and case["image"].amax(dim=(1, 2, 3)).tolist() == [1.0] * 4
+    case = dm.train_dataset.volumes[0]  # the whole case, cropped to the brain
+    assert set(case.mask.unique().tolist()) == {0, 1, 2, 3} and case.image.amax(dim=(1, 2, 3)).tolist() == [1.0] * 4
     unlabeled = dm.unlabeled_dataset()
     assert len(unlabeled) == 1 and unlabeled[0]["patient_id"] == "BraTS-GLI-00001-000" and "mask" not in unlabeled[0]
+
+
+def test_split_and_fixed_patches_follow_split_seed_not_seed(tmp_path):
+    write_set(tmp_path, labeled=6)
+    settings = {"val_fraction": 0.2, "test_fraction": 0.2, "patches_per_case": 2}
+
+    def test_split(**seeds):
+        test = setup(tmp_path, **settings, **seeds).test_dataset
+        return ids(test), torch.stack([test[i]["image"] for i in range(len(test))])
+
+    cases, patches = test_split(seed=0, split_seed=0)
+    other_seed = test_split(seed=9, split_seed=0)
+    assert other_seed[0] == cases and torch.equal(other_seed[1], patches)
+    assert any(test_split(seed=0, split_seed=s)[0] != cases for s in (1, 2, 3))
+
+
+def test_nan_truncated_and_label_4_cases_are_found_at_setup_and_each_listed_by_check_data(tmp_path, capsys):
+    write_set(tmp_path, layout="2023", labeled=4)
+    bad_labels = tmp_path / "BraTS-GLI-00001-000" / "BraTS-GLI-00001-000-seg.nii.gz"
+    seg = np.asarray(nib.load(str(bad_labels)).dataobj)
+    nib.save(nib.Nifti1Image(np.where(seg == 3, 4, seg).astype(np.uint8), np.eye(4)), str(bad_labels))  # 2017 labels in 2023
+    nan = tmp_path / "BraTS-GLI-00002-000" / "BraTS-GLI-00002-000-t1n.nii.gz"
+    volume = raw_case(2)[0][0].astype(np.float32)
+    volume[3, 3, 3] = np.nan
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), str(nan))
+    cut = tmp_path / "BraTS-GLI-00003-000" / "BraTS-GLI-00003-000-t2w.nii.gz"
+    cut.write_bytes(cut.read_bytes()[:-200])
+    with pytest.raises(DataError, match=r"BraTS-GLI-00001-000-seg.nii.gz holds label values \[0, 1, 2, 4\].* \(and 2 more problem"):
+        setup(tmp_path)
+    assert main(["check-data", "data=brats", f"data.root={tmp_path}", "data.patch_size=[16,16,8]"]) == 1
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("- ")]
+    assert "problems found: 3" in out and len(lines) == 3
+    assert str(bad_labels) in lines[0] and f"{nan} holds NaN" in lines[1] and f"cannot read {cut}" in lines[2]
+
+
+def test_check_data_gives_one_line_per_bad_case_naming_its_file_not_one_per_patch(tmp_path, capsys):
+    write_set(tmp_path, layout="2023", labeled=5)
+    cut = tmp_path / "BraTS-GLI-00002-000" / "BraTS-GLI-00002-000-t1c.nii.gz"
+    cut.write_bytes(cut.read_bytes()[:-200])
+    overrides = ["data=brats", f"data.root={tmp_path}", "data.patch_size=[16,16,8]", "data.patches_per_case=4", "data.verify=false"]
+    assert main(["check-data", *overrides]) == 1
+    out = capsys.readouterr().out
+    (line,) = [line for line in out.splitlines() if line.startswith("- ")]
+    assert "problems found: 1" in out and re.search(rf"^- \w+ items \d+-\d+: cannot read {re.escape(str(cut))}", line)

@@ -7,6 +7,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from PIL import Image
+from real_data import shared_file
 
 from lightning_ssl.cli import main
 from lightning_ssl.config import build_config
@@ -87,6 +88,55 @@ def test_patients_and_types_come_from_the_file_names():
     assert patient_and_kind("IM-0115-0001") == ("IM-0115", None)
     assert patient_and_kind("NORMAL2-IM-0027-0001") == ("NORMAL2-IM-0027", None)
     assert patient_and_kind("scan_42") == (None, None)
+    assert patient_and_kind("IM-0429-0001-0002") == ("IM-0429", None)
+    assert patient_and_kind("NORMAL2-IM-0173-0001-0001") == ("NORMAL2-IM-0173", None)
+    assert patient_and_kind("person447_virus_921_1") == ("person447", "virus")
+
+
+def _split_of_every_patient(dm):
+    splits = {"train": dm.train_dataset, "val": dm.val_dataset, "test": dm.test_dataset}
+    where = {}
+    for split, dataset in splits.items():
+        for patient in _patients(dataset):
+            where.setdefault(patient, set()).add(split)
+    return where
+
+
+def test_images_with_three_numbers_stay_with_their_patient(chex, caplog):
+    extra = ["IM-0429-0001-0001", "IM-0429-0001-0002", "IM-0429-0002", "NORMAL2-IM-0173-0001-0001", "NORMAL2-IM-0173-0001-0002"]
+    for seed, name in enumerate(extra):
+        _jpeg(chex / "chest_xray" / "train" / "NORMAL" / f"{name}.jpeg", seed=seed)
+    _jpeg(chex / "chest_xray" / "train" / "PNEUMONIA" / "person447_virus_921_1.jpeg", seed=9)
+    with caplog.at_level(logging.WARNING):
+        for seed in range(6):
+            dm = _setup(chex, seed=seed, split_seed=seed, val_fraction=0.5)
+            assert all(len(splits) == 1 for splits in _split_of_every_patient(dm).values())
+            by_name = {r.image.stem: r.patient_id for d in (dm.train_dataset, dm.val_dataset) for r in d.records}
+            assert {by_name[n] for n in extra[:3]} == {"IM-0429"} and by_name["person447_virus_921_1"] == "person447"
+    assert "match neither" not in caplog.text
+
+
+def test_train_images_of_test_patients_are_left_out_unless_asked(chex, caplog):
+    _jpeg(chex / "chest_xray" / "train" / "PNEUMONIA" / "person100_virus_184.jpeg", seed=3)
+    with caplog.at_level(logging.WARNING):
+        dm = _setup(chex)
+    assert "person100" not in _patients(dm.train_dataset) | _patients(dm.val_dataset)
+    assert len(dm.train_dataset) + len(dm.val_dataset) == COUNTS["train"] + COUNTS["val"]
+    assert "1 train/val image(s) of 1 CheX patient(s) who also have test images (e.g. person100) are left out" in caplog.text
+    kept = _setup(chex, drop_test_patients=False)
+    assert len(kept.train_dataset) + len(kept.val_dataset) == COUNTS["train"] + COUNTS["val"] + 1
+
+
+def test_no_patient_of_the_real_chest_xrays_is_in_two_splits(caplog):
+    root = shared_file("chest_xray_224/chest_xray")
+    with caplog.at_level(logging.WARNING):
+        dm = _setup(root)
+    where = _split_of_every_patient(dm)
+    assert all(len(splits) == 1 for splits in where.values())
+    assert "match neither" not in caplog.text  # every name gives its patient
+    patient_of = {r.image.stem: r.patient_id for d in (dm.train_dataset, dm.val_dataset, dm.test_dataset) for r in d.records}
+    assert patient_of["IM-0429-0001-0001"] == patient_of["IM-0429-0001-0002"] == "IM-0429"
+    assert len(dm.test_dataset) == 624
 
 
 def test_items_follow_the_contract(chex):
@@ -112,7 +162,7 @@ def test_train_and_val_are_resplit_by_patient_and_the_official_test_kept(chex):
     assert len(dm.train_dataset) + len(dm.val_dataset) == COUNTS["train"] + COUNTS["val"]
     assert [r.image.stem for r in dm.test_dataset.records] == LAYOUT["test"]["NORMAL"] + LAYOUT["test"]["PNEUMONIA"]
     assert _patients(_setup(chex).val_dataset) == val  # deterministic for one seed
-    assert {frozenset(_patients(_setup(chex, seed=s).val_dataset)) for s in range(4)} != {frozenset(val)}
+    assert {frozenset(_patients(_setup(chex, split_seed=s).val_dataset)) for s in range(4)} != {frozenset(val)}
     assert dm.train_labels().tolist() == [int(r.label) for r in dm.train_dataset.records]
     assert set(dm.metadata_vocabulary("patient_id")) == train
 
@@ -152,8 +202,31 @@ def test_label_budgets_and_memory_cache(chex):
     cached = _setup(chex, cache="memory")
     assert len(cached.train_dataset._cache) == len(cached.train_dataset)
     assert torch.equal(cached.train_dataset[3]["image"], dm.train_dataset[3]["image"])
-    with pytest.raises(DataError, match="data.cache='disk' is not supported for 2D images"):
+    with pytest.raises(DataError, match="data.cache=disk needs data.cache_dir="):
         _setup(chex, cache="disk")
+
+
+def _no_decoding(*args, **kwargs):
+    raise AssertionError("an image file was opened")
+
+
+def test_disk_cache_decodes_every_image_once_across_runs(chex, tmp_path, monkeypatch):
+    settings = {"cache": "disk", "cache_dir": str(tmp_path / "cache")}
+    plain = _setup(chex).train_dataset
+    first = _setup(chex, **settings)
+    items = [first.train_dataset[i] for i in range(len(first.train_dataset))]
+    assert all(torch.equal(item["image"], plain[index]["image"]) for index, item in enumerate(items))
+    assert len(list((tmp_path / "cache" / "images2d").glob("*.npz"))) == len(items)
+    with monkeypatch.context() as patch:
+        patch.setattr(Image, "open", _no_decoding)
+        second = _setup(chex, **settings)
+        for index, item in enumerate(items):
+            again = second.train_dataset[index]
+            assert torch.equal(again["image"], item["image"])
+            assert again["label"] == item["label"] and again["patient_id"] == item["patient_id"]
+    changed = second.train_dataset.records[0].image
+    _jpeg(changed, seed=0, value=0)  # a file replaced under its name is decoded again
+    assert float(_setup(chex, **settings).train_dataset[0]["image"].max()) < 0.05
 
 
 def test_layout_errors_explain_the_expected_layout(tmp_path):
@@ -169,11 +242,13 @@ def test_layout_errors_explain_the_expected_layout(tmp_path):
         _setup(None)
 
 
-def test_truncated_jpeg_is_named_when_read_and_by_check_data(chex, capsys):
+def test_truncated_jpeg_is_named_at_setup_when_read_and_by_check_data(chex, capsys):
     path = chex / "chest_xray" / "test" / "PNEUMONIA" / "person100_bacteria_475.jpeg"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    dm = _setup(chex)
+    with pytest.raises(DataError, match=r"cannot read .*person100_bacteria_475.jpeg: image file is truncated"):
+        _setup(chex)
+    dm = _setup(chex, verify=False)
     index = next(i for i, r in enumerate(dm.test_dataset.records) if r.image == path)
     with pytest.raises(DataError, match=r"cannot read .*person100_bacteria_475.jpeg: image file is truncated"):
         dm.test_dataset[index]

@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 from real_data import shared_file
 
 from lightning_ssl.data.ct_folder import CTFolderDataModule
+from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.intensity import ct_body_mask, window_hu
 
 
@@ -69,7 +70,7 @@ def test_real_ct_volume_single_volume_holdout(caplog):
 def test_errors_name_the_folder_or_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="no file matching"):
         _datamodule(tmp_path).setup()
-    with pytest.raises(FileNotFoundError, match="is not a folder"):
+    with pytest.raises(DataError, match="is not a folder"):
         _datamodule(tmp_path / "missing").setup()
     (tmp_path / "broken.nii.gz").write_bytes(b"\x1f\x8b truncated")
     with pytest.raises(ValueError, match="broken.nii.gz"):
@@ -82,3 +83,40 @@ def test_nan_voxels_are_refused(tmp_path):
     nib.save(nib.Nifti1Image(hu, np.eye(4)), str(tmp_path / "nan.nii.gz"))
     with pytest.raises(ValueError, match="nan.nii.gz.*NaN"):
         _datamodule(tmp_path).setup()
+
+
+def _with_a_thin_volume(root):
+    for i in range(4):
+        _write_ct(root / f"patient{i}.nii.gz", _phantom_hu(seed=i))
+    _write_ct(root / "thin.nii.gz", _phantom_hu(shape=(48, 48, 10), seed=9))
+    return root
+
+
+def test_small_volumes_are_padded_skipped_or_refused_naming_the_file(tmp_path, caplog):
+    root = _with_a_thin_volume(tmp_path)
+    settings = {"val_fraction": 0.25, "test_fraction": 0.0}
+    padded = _datamodule(root, **settings)
+    padded.setup()
+    volumes = {v.patient_id: v for d in (padded.train_dataset, padded.val_dataset) for v in d.volumes}
+    thin = volumes["thin"]
+    assert thin.image.shape == (1, 48, 48, 16) and thin.body.shape == (48, 48, 16)
+    assert thin.image[0, :, :, 0].max() == 0 and not thin.body[:, :, 0].any()  # air on the padded slices
+    dataset = next(d for d in (padded.train_dataset, padded.val_dataset) if thin in d.volumes)
+    index = dataset.volumes.index(thin) * 4
+    assert dataset[index]["image"].shape == (1, 32, 32, 16) and dataset.item_source(index) == str(root / "thin.nii.gz")
+    skipped = _datamodule(root, small_volumes="skip", **settings)
+    skipped.setup()
+    assert "thin" not in {v.patient_id for d in (skipped.train_dataset, skipped.val_dataset) for v in d.volumes}
+    assert f"{root / 'thin.nii.gz'} is [48, 48, 10], smaller than the patch [32, 32, 16]: left out" in caplog.text
+    with pytest.raises(DataError, match=r"thin.nii.gz is \[48, 48, 10\], smaller than the patch \[32, 32, 16\]: lower data.patch_size"):
+        _datamodule(root, small_volumes="error", **settings).setup()
+
+
+def test_the_real_30_slice_crop_is_padded_to_a_wider_patch_or_named_when_too_small():
+    path = shared_file("ct/example_ct_sm.nii.gz")
+    dm = _datamodule(path.parent, pattern=path.name, patch_size=[128, 64, 8])
+    dm.setup()
+    assert dm.train_dataset.volumes[0].image.shape[1:3] == (128, 101)
+    assert dm.train_dataset[0]["image"].shape == (1, 128, 64, 8)
+    with pytest.raises(DataError, match=r"example_ct_sm.nii.gz is \[122, 101, 30\], smaller than the patch \[64, 64, 32\]"):
+        _datamodule(path.parent, pattern=path.name, patch_size=[64, 64, 32], small_volumes="error").setup()

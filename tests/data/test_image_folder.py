@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
-from PIL import Image
+from PIL import Image, ImageFile
 from real_data import shared_file
 
 from lightning_ssl.cli import main
@@ -125,16 +125,22 @@ def test_fewer_than_three_images_train_and_validate_on_the_same(tmp_path, caplog
     assert dm.val_dataset is dm.train_dataset and len(dm.train_dataset) == 2 and dm.test_dataset is None
 
 
-def test_memory_cache_and_unsupported_cache(tmp_path):
-    _folder(tmp_path, count=5)
-    plain = _setup(tmp_path, mask_suffix="-mask")
-    half = _setup(tmp_path, mask_suffix="-mask", cache="memory", cache_rate=0.5)
+def test_memory_and_disk_caches_give_the_same_items(tmp_path, monkeypatch):
+    _folder(tmp_path / "images", count=5)
+    root = tmp_path / "images"
+    plain = [_setup(root, mask_suffix="-mask").train_dataset[index] for index in range(4)]
+    half = _setup(root, mask_suffix="-mask", cache="memory", cache_rate=0.5)
     assert len(half.train_dataset._cache) == 2 and len(half.train_dataset) == 4
     for index in range(4):
-        assert torch.equal(half.train_dataset[index]["image"], plain.train_dataset[index]["image"])
-        assert torch.equal(half.train_dataset[index]["mask"], plain.train_dataset[index]["mask"])
-    with pytest.raises(DataError, match="data.cache='disk' is not supported"):
-        _setup(tmp_path, cache="disk")
+        assert torch.equal(half.train_dataset[index]["image"], plain[index]["image"])
+        assert torch.equal(half.train_dataset[index]["mask"], plain[index]["mask"])
+    disk = {"mask_suffix": "-mask", "cache": "disk", "cache_dir": str(tmp_path / "cache")}
+    [_setup(root, **disk).train_dataset[index] for index in range(4)]
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda *args: pytest.fail("an image was decoded on the second run"))
+    again = _setup(root, **disk)
+    for index in range(4):
+        assert torch.equal(again.train_dataset[index]["image"], plain[index]["image"])
+        assert torch.equal(again.train_dataset[index]["mask"], plain[index]["mask"])
 
 
 def test_folder_and_config_errors(tmp_path):
@@ -153,14 +159,16 @@ def test_folder_and_config_errors(tmp_path):
         _setup(tmp_path, mask_suffix="-mask")
 
 
-def test_unreadable_image_and_mask_values_are_named_when_read(tmp_path, capsys):
+def test_unreadable_image_and_mask_values_are_named_at_setup_and_when_read(tmp_path, capsys):
     _folder(tmp_path, count=4)
     data = _image(tmp_path / "2.png", seed=2, size=(64, 64)).read_bytes()
     (tmp_path / "2.png").write_bytes(data[: len(data) // 2])
     (tmp_path / "2.jpg").unlink()
     _mask(tmp_path / "2-mask.png", size=(64, 64))
     _mask(tmp_path / "4-mask.png", values=(0, 128))
-    dm = _setup(tmp_path, mask_suffix="-mask", val_fraction=0.25)
+    with pytest.raises(DataError, match=r"cannot read .*2.png: .*Truncated.* \(and 1 more problem\(s\): `python -m lightning_ssl check-data`"):
+        _setup(tmp_path, mask_suffix="-mask", val_fraction=0.25)
+    dm = _setup(tmp_path, mask_suffix="-mask", val_fraction=0.25, verify=False)
     dataset = {r.patient_id: (d, i) for d in _splits(dm) for i, r in enumerate(d.records)}
     broken, index = dataset["2"]
     with pytest.raises(DataError, match=r"cannot read .*2.png: .*truncated"):

@@ -128,6 +128,18 @@ def test_without_masks_or_scr(jsrt, tmp_path):
         _setup(jsrt / "All247images", split="scr")
 
 
+def test_disk_cache_reads_no_file_on_the_second_run(jsrt, tmp_path, monkeypatch):
+    memory = _setup(jsrt)
+    disk = {"cache": "disk", "cache_dir": str(tmp_path / "cache")}
+    [_setup(jsrt, **disk).train_dataset[index] for index in range(2)]
+    monkeypatch.setattr("lightning_ssl.data.jsrt.read_jsrt", lambda path: pytest.fail(f"{path} was read again"))
+    monkeypatch.setattr(Image, "open", lambda *args, **kwargs: pytest.fail("a mask was read again"))
+    again = _setup(jsrt, **disk)
+    for index in range(2):
+        for key in ("image", "mask", "label"):
+            assert torch.equal(again.train_dataset[index][key], memory.train_dataset[index][key])
+
+
 def test_label_budget(jsrt):
     labeled, unlabeled = _setup(jsrt, label_budget=1, cache="none").budget_indices()
     assert len(labeled) == 1 and len(unlabeled) == 1
@@ -208,3 +220,11 @@ def test_pretrains_on_jsrt_for_two_steps(jsrt, tmp_path, method):
     ]
     result = pretrain(build_config(overrides))
     assert result.zoo_entry is not None and (result.zoo_entry / "encoder.safetensors").is_file()
+
+
+def test_random_split_follows_split_seed_not_seed(jsrt):
+    def test_ids(**seeds):
+        return _ids(_setup(jsrt, split="random", mask="none", cache="none", **seeds).test_dataset)
+
+    assert test_ids(seed=0, split_seed=0) == test_ids(seed=5, split_seed=0)
+    assert any(test_ids(split_seed=s) != test_ids(split_seed=0) for s in (1, 2, 3))

@@ -90,7 +90,7 @@ def _setup(root, **overrides):
 
 
 def _uids(dataset):
-    return {s.seriesuid for s in dataset.scans}
+    return {s.seriesuid for s in dataset.volumes}
 
 
 def test_items_follow_the_contract_and_subsets_are_the_split(luna):
@@ -118,7 +118,7 @@ def test_world_mm_maps_to_the_voxel_of_the_nodule(luna):
     _, affine, ras = read_hu(luna / "subset0" / f"{UID_WITH_NODULE}.mhd")
     assert np.allclose(world_to_voxel([_world(nodule)], affine, ras), [nodule])
     dm = _setup(luna)
-    scans = {s.seriesuid: s for s in dm.train_dataset.scans + dm.val_dataset.scans}
+    scans = {s.seriesuid: s for s in dm.train_dataset.volumes + dm.val_dataset.volumes}
     assert scans[UID_WITH_NODULE].nodules.tolist() == [list(nodule)]
     assert scans["1.3.6.1.4.1.14519.5.2.1.6279.6001.500"].nodules.tolist() == [[27, 11, 6]]
     assert scans["1.3.6.1.4.1.14519.5.2.1.6279.6001.101"].nodules.shape == (0, 3)
@@ -166,7 +166,7 @@ def test_absent_subsets_warn_and_validation_falls_back_to_training_scans(tmp_pat
     with caplog.at_level(logging.WARNING):
         dm = _setup(_write_luna(tmp_path, scans))
     assert "subsets absent" in caplog.text and "[1, 2, 3, 4, 5, 6, 7, 8, 9]" in caplog.text
-    assert len(dm.train_dataset.scans) == 1 and len(dm.val_dataset.scans) == 1 and dm.test_dataset is None
+    assert len(dm.train_dataset.volumes) == 1 and len(dm.val_dataset.volumes) == 1 and dm.test_dataset is None
     assert not (_uids(dm.train_dataset) & _uids(dm.val_dataset))
 
 
@@ -175,7 +175,7 @@ def test_disk_cache_memory_maps_the_scans_and_gives_the_same_items(luna, tmp_pat
     cached = _setup(luna, cache="disk", cache_dir=str(tmp_path / "cache"))
     again = _setup(luna, cache="disk", cache_dir=str(tmp_path / "cache"))
     assert (
-        isinstance(again.train_dataset.scans[0].hu, np.memmap) and len(list((tmp_path / "cache" / "luna16").glob("*.npy"))) == 8
+        isinstance(again.train_dataset.volumes[0].hu, np.memmap) and len(list((tmp_path / "cache" / "luna16").glob("*.npy"))) == 8
     )
     for dm in (cached, again):
         assert all(torch.equal(dm.val_dataset[i]["image"], in_memory.val_dataset[i]["image"]) for i in range(4))
@@ -240,7 +240,7 @@ def test_malformed_annotations_and_nan_voxels(tmp_path):
 def test_patch_larger_than_a_scan(luna):
     with pytest.raises(DataError, match=r"is smaller than the patch: lower data.patch_size"):
         _setup(luna, patch_size=[64, 64, 32])
-    with pytest.raises(DataError, match="does not match data.spatial_dims=2"):
+    with pytest.raises(ConfigError, match=r"data.patch_size=\[16, 16, 8\] needs 2 values for data.spatial_dims=2"):
         _setup(luna, spatial_dims=2, patch_size=[16, 16, 8])
 
 

@@ -14,6 +14,7 @@ from real_data import shared_file
 from lightning_ssl.cli import main
 from lightning_ssl.config import ConfigError, build_config
 from lightning_ssl.data import DATASETS, medmnist
+from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.medmnist import MedMNISTDataModule
 from lightning_ssl.io.errors import ChecksumError
 
@@ -232,3 +233,24 @@ def test_data_pneumoniamnist_resolves_from_the_command_line(capsys):
     assert main(["config", "data=pneumoniamnist"]) == 0
     assert "name: pneumoniamnist" in capsys.readouterr().out
     assert build_config(["data=medmnist", "data.flavour=breastmnist"]).data.name == "medmnist"
+
+
+def test_labels_outside_the_classes_are_named_at_setup_and_by_check_data(tmp_path, capsys):
+    arrays = _arrays()
+    arrays["train_labels"] = arrays["train_labels"].astype(np.int64)
+    arrays["train_labels"][[1, 4], 0] = [7, -3]
+    path = tmp_path / "pneumoniamnist.npz"
+    np.savez(path, **arrays)
+    message = rf"{path}: train_labels hold the value\(s\) -3, 7, expected 0..1 \(2 classes\)"
+    with pytest.raises(DataError, match=message):
+        _setup(tmp_path)
+    assert main(["check-data", "data=pneumoniamnist", f"data.root={tmp_path}", "data.download=false"]) == 1
+    out = capsys.readouterr().out
+    assert "problems found: 1" in out
+    (line,) = [line for line in out.splitlines() if "train_labels" in line]
+    assert str(path) in line and "-3, 7" in line
+    arrays["train_labels"] = np.tile(arrays["train_labels"] % 2, (1, 14))
+    arrays["train_labels"][0, 3] = 2
+    np.savez(tmp_path / "chestmnist.npz", **arrays)
+    with pytest.raises(DataError, match=r"train_labels hold the value\(s\) 2, expected 0 or 1 \(multi-label\)"):
+        _setup(tmp_path, flavour="chestmnist")

@@ -11,11 +11,11 @@ from omegaconf import OmegaConf
 
 from lightning_ssl.config import ConfigError, build_config
 from lightning_ssl.data import DATASETS
-from lightning_ssl.data.brats import brats_regions
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.phantom_brain import PhantomBrainMRIDataModule
 from lightning_ssl.data.phantoms import BrainMRIPhantom, brain_mri_phantom
 from lightning_ssl.train import pretrain
+from lightning_ssl.transforms.brats_labels import brats_regions
 
 SMALL = (48, 48, 32)
 T1, T1CE, T2, FLAIR = range(4)
@@ -169,7 +169,7 @@ def test_patients_never_cross_splits_and_fixed_patches_are_fixed() -> None:
 
 @pytest.mark.parametrize("seed", range(4))
 def test_every_split_holds_a_tumour_patient(seed: int) -> None:
-    dm = datamodule(num_patients=12, patches_per_volume=1, seed=seed)
+    dm = datamodule(num_patients=12, patches_per_volume=1, split_seed=seed)
     for split in (dm.train_dataset, dm.val_dataset, dm.test_dataset):
         assert any(volume.has_tumour for volume in split.volumes)
 

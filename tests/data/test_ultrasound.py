@@ -130,7 +130,7 @@ def test_fetal_planes_errors_name_the_file_column_image_or_row(tmp_path):
         _setup(FetalPlanesDataModule, tmp_path)
     _fetal(tmp_path)
     (tmp_path / "Images" / "Patient00004_Plane2_1_of_2.png").unlink()
-    with pytest.raises(DataError, match=r"Patient00004_Plane2_1_of_2.png is listed in .* but missing \(1 listed"):
+    with pytest.raises(DataError, match=r"Patient00004_Plane2_1_of_2.png is listed in .* but missing$"):
         _setup(FetalPlanesDataModule, tmp_path)
     assert main(["check-data", "data=fetal_planes", f"data.root={tmp_path}"]) == 1
 
@@ -175,8 +175,13 @@ def test_busi_errors_name_the_image_and_mask(tmp_path):
     Image.fromarray(_square((30, 48), (5, 5))).save(folder / "malignant (2)_mask.png")
     with pytest.raises(DataError, match=r"mask .*malignant \(2\)_mask.png is 48x30 but its image .*malignant \(2\).png is 48x40"):
         _setup(BUSIDataModule, tmp_path)
+    dataset, index = _find(_setup(BUSIDataModule, tmp_path, verify=False), "malignant (2).png")
+    with pytest.raises(DataError, match=r"mask .*malignant \(2\)_mask.png is 48x30 but its image .*malignant \(2\).png is 48x40"):
+        dataset[index]  # without the verify pass, found when read
     Image.fromarray(np.full((40, 48), 128, np.uint8)).save(folder / "malignant (2)_mask.png")
-    dataset, index = _find(_setup(BUSIDataModule, tmp_path), "malignant (2).png")
+    with pytest.raises(DataError, match=r"mask .*malignant \(2\)_mask.png holds values \[128\]: expected a binary mask"):
+        _setup(BUSIDataModule, tmp_path)
+    dataset, index = _find(_setup(BUSIDataModule, tmp_path, verify=False), "malignant (2).png")
     with pytest.raises(DataError, match=r"mask .*malignant \(2\)_mask.png holds values \[128\]: expected a binary mask"):
         dataset[index]
 
@@ -217,3 +222,38 @@ def test_real_ultrasound_images_through_image_folder():
         assert set(item) == {"image", "patient_id"} and item["image"].shape == (1, 64, 64)
         assert 0 <= item["image"].min() and item["image"].max() <= 1 and item["image"].std() > 0.05
     assert dm.info.modality == "ultrasound"
+
+
+def _without_masks(root, keep=()):
+    for mask in (root / "Dataset_BUSI_with_GT").rglob("*_mask*.png"):
+        if mask.name not in keep:
+            mask.unlink()
+    return root
+
+
+def test_busi_without_mask_files_is_a_classification_set(tmp_path, capsys, caplog):
+    _without_masks(_busi(tmp_path))
+    dm = _setup(BUSIDataModule, tmp_path)  # auto: no image has a mask
+    assert set(dm.train_dataset[0]) == {"image", "label"} and "has a mask file: classification only" in caplog.text
+    assert set(_setup(BUSIDataModule, tmp_path, with_masks=False).train_dataset[0]) == {"image", "label"}
+    with pytest.raises(DataError, match=r"no image under .* has a mask file \(12 images\): this BUSI copy supports classification only, set data.with_masks=false$"):
+        _setup(BUSIDataModule, tmp_path, with_masks=True)
+    assert main(["check-data", "data=busi", f"data.root={tmp_path}", "data.patch_size=[32,32]"]) == 0
+    assert "supports: self-supervised pretraining, classification (3 classes)\n" in capsys.readouterr().out
+    assert main(["check-data", "data=busi", f"data.root={tmp_path}", "data.patch_size=[32,32]", "data.with_masks=true"]) == 1
+    out = capsys.readouterr().out
+    assert "problems found: 1" in out and "supports classification only" in out
+
+
+def test_busi_lists_every_image_without_its_mask(tmp_path, capsys):
+    _without_masks(_busi(tmp_path), keep={"benign (1)_mask.png", "benign (2)_mask.png"})
+    assert main(["check-data", "data=busi", f"data.root={tmp_path}", "data.patch_size=[32,32]"]) == 1
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("- ")]
+    assert len(lines) == 10 and all("has no mask: expected" in line and "data.with_masks=false" in line for line in lines)
+    assert _setup(BUSIDataModule, tmp_path, with_masks=False).info.num_classes == 3
+
+
+def test_busi_with_masks_supports_both_tasks(tmp_path, capsys):
+    _busi(tmp_path)
+    assert main(["check-data", "data=busi", f"data.root={tmp_path}", "data.patch_size=[32,32]"]) == 0
+    assert "supports: self-supervised pretraining, classification (3 classes), segmentation (masks)" in capsys.readouterr().out

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lightning_ssl.data.phantoms.noise import smooth_noise
+from lightning_ssl.transforms.brats_labels import BACKGROUND, EDEMA, ENHANCING, NECROTIC_CORE
+
 _MIN_AXIS = 32
 FIELD_OF_VIEW_MM = np.array([192.0, 192.0, 128.0])  # (X, Y, Z) extent of every volume, whatever its shape
 
@@ -34,7 +37,7 @@ _SIGNAL = np.array(
     ],
     dtype=np.float32,
 )
-_LABEL_OF_TISSUE = np.array([0, 0, 0, 2, 3, 1], dtype=np.uint8)
+_LABEL_OF_TISSUE = np.array([BACKGROUND, BACKGROUND, BACKGROUND, EDEMA, ENHANCING, NECROTIC_CORE], dtype=np.uint8)
 _COARSE_CELLS = {"surface": 6, "folds": 14, "texture": 20, "bias": 3, "tumour": 5, "edema": 6}
 
 
@@ -149,21 +152,6 @@ def _coordinates(shape: tuple[int, int, int]) -> list[np.ndarray]:
         .reshape([n if j == i else 1 for j in range(3)])
         for i, n in enumerate(shape)
     ]
-
-
-def smooth_noise(coarse: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Smooth noise of about unit variance on ``shape``: a coarse standard-normal grid (any dimension, at least
-    3 cells per axis) spanning the whole array, interpolated; the same pattern at every resolution."""
-    field = coarse
-    for axis, n in enumerate(shape):
-        cells = coarse.shape[axis]
-        position = (np.arange(n) + 0.5) / n * (cells - 1)
-        low = np.minimum(position.astype(int), cells - 2)
-        weight = position - low
-        weight = (weight * weight * (3.0 - 2.0 * weight)).astype(np.float32)
-        weight = weight.reshape([n if a == axis else 1 for a in range(field.ndim)])
-        field = field.take(low, axis) * (1.0 - weight) + field.take(low + 1, axis) * weight
-    return field * np.float32(1.6)
 
 
 def _ellipsoid(x: np.ndarray, y: np.ndarray, z: np.ndarray, centre: np.ndarray, semi_axes: np.ndarray) -> np.ndarray:

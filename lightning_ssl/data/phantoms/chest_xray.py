@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lightning_ssl.data.phantoms.brain_mri import smooth_noise
+from lightning_ssl.data.phantoms.noise import smooth_noise
 
 _MIN_SIZE = 16
 _RIBS = 10
