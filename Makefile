@@ -12,7 +12,8 @@ TASK ?= classification
 INIT ?= scratch
 LABELS ?=
 PYTEST_ARGS ?=
-QUICK ?=
+PROFILE ?= pneumoniamnist
+WRITE ?=
 
 STAMP := $(VENV)/.installed
 # Dotted config keys given straight to make (`make pretrain METHOD=byol data.root=/data`) are
@@ -45,14 +46,16 @@ test-fast: $(STAMP)
 zoo-list: $(STAMP)
 	$(PY) -m lightning_ssl zoo list
 
-# The label-efficiency matrix on PneumoniaMNIST (7 min on 2 free CPU cores; QUICK=1: under a minute); ARGS adds options,
-# e.g. ARGS="--finetune-args trainer.devices=2 trainer.strategy=ddp" or ARGS="--inits scratch zoo:chen_pneumoniamnist".
+# The label-efficiency matrix of a profile (benchmarks/profiles/<PROFILE>.yaml): pretrains what the zoo lacks, then
+# fine-tunes every init x budget x seed; ARGS adds options, e.g. ARGS="--resume" to continue a killed run.
+# Reports go to results/local/ unless WRITE=1 (then results/, the committed record).
 benchmark: $(STAMP)
-	$(PY) benchmarks/label_efficiency.py $(if $(QUICK),--quick) $(ARGS)
+	$(PY) benchmarks/label_efficiency.py --profile $(PROFILE) $(if $(WRITE),--write) $(ARGS)
 
+# Speed benchmarks; they refuse to run while another job loads the machine.
 benchmarks: $(STAMP)
-	$(PY) benchmarks/genesis_transforms.py
-	$(PY) benchmarks/pretrain_throughput.py
+	$(PY) benchmarks/genesis_transforms.py $(if $(WRITE),--write)
+	$(PY) benchmarks/pretrain_throughput.py $(if $(WRITE),--write)
 
 clean:
 	rm -rf $(VENV) runs lightning_logs .pytest_cache

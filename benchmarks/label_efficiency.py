@@ -1,80 +1,147 @@
-"""Label efficiency: fine-tune from scratch and from each zoo entry at several label budgets and seeds.
+"""Label efficiency: fine-tune from scratch and from pretrained zoo entries at several label budgets and seeds.
 
-Each cell of the matrix init x budget x seed is one `python -m lightning_ssl finetune` run (so
-`--finetune-args trainer.devices=2 trainer.strategy=ddp` runs every cell on two processes); zoo
-entries that are missing are pretrained first. Writes results/label_efficiency.md (mean +- std per
-cell, gain over scratch, the commands and versions) and a PNG plot of each metric vs label budget.
+A profile (``benchmarks/profiles/<name>.yaml``) names the data, the task, the budgets, the seeds, the fine-tuning
+recipe and the inits, each in an architecture group whose scratch baseline it is compared with; inits that are not
+in the zoo yet are pretrained first (on the training split only: the split is fixed by ``data.split_seed``, so no
+seed ever pretrains on a test image). Each cell (init x budget x seed) is one ``python -m lightning_ssl finetune``
+run; finished cells are recorded in the work folder, so ``--resume`` continues a killed benchmark. The report gives
+mean +- std per cell, the paired gain over scratch with its standard error and paired t-test p-value, the label
+counts per class, the runs whose test predictions all fall in one class (each seed's own split), the pretraining
+curves, the commands and versions, and a PNG of the metric against the number of labels.
+
+Without a profile, ``--data``/``--inits``/``--budgets``... describe an ad-hoc matrix (missing ``zoo:<method>_<data>``
+entries are pretrained with the method's defaults).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 import matplotlib
-import monai
 import numpy as np
-import pytorch_lightning as pl
-import torch
-import torchmetrics
+import yaml
+from scipy import stats
 
-from lightning_ssl import zoo
-from lightning_ssl.config import build_config
-from lightning_ssl.data import DATASETS
-from lightning_ssl.data.budget import budget_size
-from lightning_ssl.methods import METHODS
-from lightning_ssl.train import TEST_METRICS
-from lightning_ssl.zoo.store import ENV_VAR
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import REPO, from_repo, header, report_path  # noqa: E402
+
+from lightning_ssl import zoo  # noqa: E402
+from lightning_ssl.config import build_config, registered  # noqa: E402
+from lightning_ssl.data.budget import labeled_subset  # noqa: E402
+from lightning_ssl.registry import DATASETS, METHODS  # noqa: E402
+from lightning_ssl.train import TEST_METRICS  # noqa: E402
+from lightning_ssl.zoo.store import ENV_VAR  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
-REPO = Path(__file__).resolve().parent.parent
+PROFILES = Path(__file__).resolve().parent / "profiles"
 METRICS = {"classification": ["test/auc", "test/acc", "test/f1"], "segmentation": ["test/dice", "test/hd95_class1"]}
 LOWER_IS_BETTER = {"test/hd95_class1"}
-PNEUMONIAMNIST_ARGS = ["data.root=../shared/data/pneumoniamnist"]
-QUICK = {
-    "inits": ["scratch", "zoo:byol_pneumoniamnist"],
-    "budgets": ["0.01", "1.0"],
-    "seeds": 1,
-    "steps": 100,
-    "pretrain_epochs": 1,
-    "output": "results/label_efficiency_quick.md",
-}
+DONE_FILE = "cells.jsonl"
+
+
+@dataclass
+class Init:
+    """Where a fine-tuning run starts: scratch, or a zoo entry (pretrained here when missing) of an architecture group."""
+
+    name: str
+    group: str
+    entry: str | None = None
+    method: str | None = None
+    pretrain_args: list[str] = field(default_factory=list)
+    finetune_args: list[str] = field(default_factory=list)
+
+    @property
+    def reference(self) -> str:
+        """``scratch`` or ``zoo:ENTRY``."""
+        return "scratch" if self.entry is None else f"zoo:{self.entry}"
+
+
+@dataclass
+class Profile:
+    """A label-efficiency matrix: data, task, budgets, seeds, fine-tuning recipe, architecture groups and inits."""
+
+    name: str
+    task: str
+    data_args: list[str]
+    budgets: list[str]
+    seeds: int
+    finetune_args: list[str]
+    groups: dict[str, list[str]]
+    inits: list[Init]
+    pretrain_args: list[str] = field(default_factory=list)
+    description: str = ""
+
+    def scratch_of(self, group: str) -> Init | None:
+        """The scratch init of an architecture group."""
+        return next((init for init in self.inits if init.group == group and init.entry is None), None)
 
 
 @dataclass
 class Cell:
-    """One init at one label budget: the test metrics of each seed."""
+    """One init at one label budget: each seed's test metrics and labeled-class counts."""
 
-    init: str
+    init: Init
     budget: str
-    labels: int
     runs: dict[int, dict[str, float]] = field(default_factory=dict)
+    counts: dict[int, dict[str, int]] = field(default_factory=dict)
 
-    def values(self, metric: str) -> np.ndarray:
-        """The metric of every seed, in seed order."""
-        return np.array([self.runs[seed][metric] for seed in sorted(self.runs)])
-
-
-def from_repo(path: str) -> Path:
-    """``path`` as given when absolute, else relative to the repository root."""
-    return Path(path) if Path(path).is_absolute() else REPO / path
+    def values(self, metric: str, seeds: list[int] | None = None) -> np.ndarray:
+        """The metric of every seed (or of ``seeds``), in seed order."""
+        return np.array([self.runs[s][metric] for s in (seeds or sorted(self.runs))])
 
 
 def cli(*args: str) -> list[str]:
     """The command line of a lightning_ssl CLI call."""
     return [sys.executable, "-m", "lightning_ssl", *args]
+
+
+def load_profile(name: str, workdir: Path) -> Profile:
+    """A profile from ``benchmarks/profiles/<name>.yaml``; ``${workdir}`` in its arguments is the work folder."""
+    path = PROFILES / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in PROFILES.glob("*.yaml")))
+        sys.exit(f"--profile {name}: no {path}; profiles: {known}")
+    spec = yaml.safe_load(path.read_text().replace("${workdir}", str(workdir)))
+    inits = [Init(name=key, **value) for key, value in spec.pop("inits").items()]
+    return Profile(name=name, inits=inits, **spec)
+
+
+def adhoc_profile(args: argparse.Namespace) -> Profile:
+    """A profile from the command-line options: one group, scratch built like the first zoo entry."""
+    inits = []
+    for reference in args.inits:
+        if reference == "scratch":
+            inits.append(Init("scratch", "default"))
+        elif reference.startswith("zoo:"):
+            entry = reference[4:]
+            inits.append(Init(reference, "default", entry=entry, method=_method_of(entry, args.data)))
+        else:
+            sys.exit(f"--inits: {reference!r} is neither 'scratch' nor 'zoo:NAME'")
+    return Profile(
+        name=args.data, task=args.task, data_args=[f"data={args.data}", *args.data_args], budgets=args.budgets,
+        seeds=args.seeds, finetune_args=[f"trainer.max_steps={args.steps}", f"method.mode={args.mode}", *args.finetune_args],
+        groups={"default": []}, inits=inits, pretrain_args=args.pretrain_args,
+    )
+
+
+def _method_of(entry: str, data: str) -> str | None:
+    """The method a missing entry named ``<method>_<data>`` is pretrained with (None if the name says none)."""
+    for method in sorted(METHODS.names(), key=len, reverse=True):
+        if entry.startswith(f"{method}_") and entry[len(method) + 1 :] in DATASETS:
+            return method
+    return None
 
 
 def run_logged(command: list[str], log_file: Path, env: dict[str, str]) -> None:
@@ -87,277 +154,340 @@ def run_logged(command: list[str], log_file: Path, env: dict[str, str]) -> None:
         sys.exit(f"failed ({done.returncode}): {shlex.join(command)}\n--- last lines of {log_file} ---\n{tail}")
 
 
-def zoo_name(init: str) -> str | None:
-    """The entry an init names (``zoo:NAME``), or None for scratch."""
-    if init == "scratch":
-        return None
-    if not init.startswith("zoo:"):
-        sys.exit(f"--inits: {init!r} is neither 'scratch' nor 'zoo:NAME'")
-    return init[4:]
-
-
-def method_and_data(entry: str) -> tuple[str, str]:
-    """The method and data a missing entry named ``<method>_<data>`` is pretrained with."""
-    for method in sorted(METHODS, key=len, reverse=True):
-        data = entry[len(method) + 1 :]
-        if entry.startswith(f"{method}_") and data in DATASETS:
-            return method, data
-    sys.exit(f"zoo entry {entry!r} is missing and its name is not <method>_<data>: publish it first or pretrain it yourself")
-
-
-def ensure_entries(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> dict[str, dict[str, str]]:
-    """Each zoo init's environment: the user's store (built-in entries are fetched there), or ``--quick``'s own store.
-
-    Missing entries are pretrained with their method's defaults (``--quick``: fewer epochs, into a
-    temporary store, so a short run never lands in the user's zoo).
-    """
-    stores = {}
-    for init in args.inits:
-        entry = zoo_name(init)
-        if entry is None:
+def pretrain_missing(profile: Profile, workdir: Path, env: dict[str, str]) -> dict[str, list[dict[str, float]]]:
+    """Pretrain every init whose entry is not in the store yet; the validation curve (one row per epoch) of each."""
+    curves = {}
+    for init in profile.inits:
+        if init.entry is None:
             continue
-        if zoo.versions(entry) or entry in zoo.BUILTIN:
-            stores[entry] = env
-            continue
-        method, data = method_and_data(entry)
-        entry_env = {**env, ENV_VAR: str(workdir / "quick_zoo")} if args.quick else env
-        if not zoo.versions(entry, entry_env.get(ENV_VAR)):
-            epochs = [f"trainer.max_epochs={args.pretrain_epochs}"] if args.pretrain_epochs else []
-            command = cli("pretrain", f"method={method}", f"data={data}", *args.data_args, f"zoo.name={entry}",
-                          f"output_dir={workdir / 'pretrain'}", "trainer.enable_progress_bar=false", *epochs, *args.pretrain_args)
-            print(f"pretraining the missing zoo entry {entry}: {shlex.join(command[1:])}", flush=True)
+        log_file = workdir / "logs" / f"pretrain_{init.entry}.log"
+        folder = workdir / "pretrain" / init.entry
+        if not zoo.versions(init.entry, env.get(ENV_VAR)) and init.entry not in zoo.BUILTIN:
+            if init.method is None:
+                sys.exit(f"zoo entry {init.entry!r} is missing and the profile says no method to pretrain it with")
+            resume = ["resume=last"] if list(folder.glob("*/*/checkpoints/last.ckpt")) else []
+            command = cli("pretrain", f"method={init.method}", *profile.data_args, *profile.groups[init.group],
+                          *profile.pretrain_args, *init.pretrain_args, f"zoo.name={init.entry}", f"output_dir={folder}",
+                          "trainer.enable_progress_bar=false", *resume)
+            print(f"pretraining {init.entry}: {shlex.join(command[3:])}", flush=True)
             start = time.perf_counter()
-            run_logged(command, workdir / "logs" / f"pretrain_{entry}.log", entry_env)
-            print(f"  done in {time.perf_counter() - start:.0f} s", flush=True)
-        stores[entry] = entry_env
-    return stores
+            run_logged(command, log_file, env)
+            print(f"  done in {(time.perf_counter() - start) / 60:.1f} min", flush=True)
+        curves[init.name] = pretraining_curve(folder)
+    return curves
 
 
-def scratch_network(args: argparse.Namespace, stores: dict[str, dict[str, str]]) -> list[str]:
-    """Network overrides giving scratch the architecture of the first zoo init, so the comparison is like for like."""
-    if not stores:
-        return []
-    entry = next(iter(stores))
-    architecture = zoo.metadata(entry, stores[entry].get(ENV_VAR))["architecture"]
-    given = {"spatial_dims", "in_channels", "out_channels"}
-    values = [f"network.{k}={override_value(v)}" for k, v in architecture["kwargs"].items() if k not in given]
-    return [f"network={architecture['name']}", *values]
+def pretraining_curve(folder: Path) -> list[dict[str, float]]:
+    """The validation metrics of each epoch of the pretraining run(s) in ``folder`` (every resumed attempt)."""
+    rows = []
+    for metrics in sorted(folder.glob("*/*/logs/version_*/metrics.csv")):
+        rows += [{k: float(v) for k, v in row.items() if v and (k.startswith("val/") or k in ("epoch", "step"))}
+                 for row in csv.DictReader(metrics.open()) if row.get("val/loss")]
+    return rows
 
 
-def override_value(value: object) -> str:
-    """A config value as written on the command line: ``[8,16]``, ``instance``, ``false``, ``null``."""
-    return value if isinstance(value, str) else json.dumps(value).replace(" ", "")
+def budget_counts(profile: Profile, seed: int) -> tuple[dict[str, dict[str, int]], list[int]]:
+    """Labeled training images per class at each budget for ``seed`` (from the DataModule, not from a run), and the
+    class of every test image (``seed`` draws budgets only: the split is fixed by ``data.split_seed``)."""
+    cfg = build_config([*profile.data_args, f"data.seed={seed}"])
+    datamodule = registered("data", cfg.data.name)(cfg.data)
+    datamodule.setup("fit")
+    labels = datamodule.train_labels()
+    names = list(datamodule.info.class_names)
+    test = getattr(datamodule.test_dataset, "class_labels", lambda: None)() or []
+    if labels is None:
+        return {}, list(test)
+    counts = {}
+    for budget in profile.budgets:
+        chosen, _ = labeled_subset(labels, None if budget == "all" else budget, seed)
+        tally = Counter(labels[chosen].tolist())
+        counts[budget] = {names[k] if k < len(names) else str(k): tally[k] for k in sorted(tally)}
+    return counts, list(test)
 
 
-def finetune_command(args: argparse.Namespace, init: str, budget: str, seed: int, output: Path, network: list[str]) -> list[str]:
+def finetune_command(profile: Profile, init: Init, budget: str, seed: int, output: Path) -> list[str]:
     """The CLI call of one cell and seed."""
+    network = profile.groups[init.group] if init.entry is None else []
     return cli(
-        "finetune", f"method.task={args.task}", f"method.init={init}", f"method.mode={args.mode}", f"data={args.data}",
-        *args.data_args, f"data.label_budget={budget}", f"seed={seed}", f"data.seed={seed}", f"trainer.max_steps={args.steps}",
-        f"output_dir={output}", "logger=csv", "trainer.enable_progress_bar=false", *network, *args.finetune_args,
+        "finetune", f"method.task={profile.task}", f"method.init={init.reference}", *profile.data_args,
+        f"data.label_budget={budget}", f"seed={seed}", f"data.seed={seed}", f"output_dir={output}", "logger=csv",
+        "trainer.enable_progress_bar=false", "zoo.publish=false", *network, *profile.finetune_args, *init.finetune_args,
     )
 
 
-def data_facts(args: argparse.Namespace) -> tuple[dict[str, int], float | None]:
-    """How many labels each budget means on this data, and the test split's majority-class share (None without)."""
-    cfg = build_config([f"data={args.data}", *args.data_args])
-    datamodule = DATASETS[cfg.data.name](cfg.data)
-    labels = datamodule.train_labels()
-    available = int(np.sum(labels >= 0)) if labels is not None else 0
-    test_labels = getattr(datamodule.test_dataset, "class_labels", lambda: None)()
-    majority = float(np.bincount(test_labels).max() / len(test_labels)) if test_labels is not None and len(test_labels) else None
-    return {budget: budget_size(budget, available) for budget in args.budgets}, majority
+def one_class(run: dict[str, float]) -> bool:
+    """Whether every test image was predicted as the same class (counts ``test/predicted_<class>``)."""
+    counts = [value for key, value in run.items() if key.startswith("test/predicted_")]
+    return bool(counts) and sum(1 for value in counts if value > 0) == 1
 
 
-def run_matrix(args: argparse.Namespace, workdir: Path, counts: dict[str, int]) -> tuple[list[Cell], list[str]]:
-    """Every cell of the matrix, and the command of one cell per init as an example."""
-    env = {k: v for k, v in os.environ.items() if k != "LIGHTNING_SSL_RUN_DIR"}
-    stores = ensure_entries(args, workdir, env)
-    network = scratch_network(args, stores)
-    cells = [Cell(init, budget, counts[budget]) for init in args.inits for budget in args.budgets]
+def run_matrix(profile: Profile, workdir: Path, env: dict[str, str], resume: bool) -> tuple[list[Cell], dict[str, str]]:
+    """Every cell of the matrix (finished cells of an earlier attempt are read back with ``resume``), and the command
+    of one cell per init as an example."""
+    done_file = workdir / DONE_FILE
+    finished = {}
+    if resume and done_file.is_file():
+        for line in done_file.read_text().splitlines():
+            record = json.loads(line)
+            finished[(record["init"], record["budget"], record["seed"])] = record
+    elif done_file.exists():
+        done_file.unlink()
+    cells = [Cell(init, budget) for init in profile.inits for budget in profile.budgets]
+    counts = {seed: budget_counts(profile, seed)[0] for seed in range(profile.seeds)}
     examples: dict[str, str] = {}
-    total, done = len(cells) * args.seeds, 0
-    start = time.perf_counter()
-    for cell in cells:
-        entry = zoo_name(cell.init)
-        for seed in range(args.seeds):
-            output = workdir / "finetune" / f"{cell.init.replace(':', '_')}_{cell.budget}_{seed}"
-            command = finetune_command(args, cell.init, cell.budget, seed, output, [] if entry else network)
-            # where a cell writes is the benchmark's business: the example leaves output_dir out
-            examples.setdefault(cell.init, shlex.join(["python", *(w for w in command[1:] if not w.startswith("output_dir="))]))
-            run_logged(command, workdir / "logs" / f"{output.name}.log", stores.get(entry, env) if entry else env)
-            (record,) = output.glob(f"*/*/{TEST_METRICS}")
+    total = len(cells) * profile.seeds
+    start, ran = time.perf_counter(), 0
+    for index, (cell, seed) in enumerate(((c, s) for c in cells for s in range(profile.seeds)), 1):
+        output = workdir / "finetune" / f"{cell.init.name}_{cell.budget}_{seed}"
+        command = finetune_command(profile, cell.init, cell.budget, seed, output)
+        examples.setdefault(cell.init.name, shlex.join(["python", *(w for w in command[1:] if not w.startswith("output_dir="))]))
+        key = (cell.init.name, cell.budget, seed)
+        if key in finished:
+            cell.runs[seed] = finished[key]["metrics"]
+        else:
+            run_logged(command, workdir / "logs" / f"{output.name}.log", env)
+            (record,) = sorted(output.glob(f"*/*/{TEST_METRICS}"))[-1:]
             cell.runs[seed] = json.loads(record.read_text())["metrics"]
-            done += 1
-            elapsed = time.perf_counter() - start
-            print(f"[{done}/{total}] {cell.init} budget {cell.budget} ({cell.labels} labels) seed {seed}: "
-                  + ", ".join(f"{m} {cell.runs[seed][m]:.3f}" for m in METRICS[args.task] if m in cell.runs[seed])
-                  + f"  ({elapsed:.0f} s, ~{elapsed / done * (total - done):.0f} s left)", flush=True)
-    return cells, list(examples.values())
+            with done_file.open("a") as handle:
+                handle.write(json.dumps({"init": key[0], "budget": key[1], "seed": seed, "metrics": cell.runs[seed]}) + "\n")
+            ran += 1
+        cell.counts[seed] = counts[seed].get(cell.budget, {})
+        elapsed = time.perf_counter() - start
+        remaining = elapsed / ran * (total - index) if ran else float("nan")
+        scores = ", ".join(f"{m} {cell.runs[seed][m]:.3f}" for m in METRICS[profile.task] if m in cell.runs[seed])
+        flag = "  ONE CLASS" if one_class(cell.runs[seed]) else ""
+        print(f"[{index}/{total}] {cell.init.name} budget {cell.budget} seed {seed}: {scores}{flag}  "
+              f"({elapsed / 60:.1f} min, ~{remaining / 60:.0f} min left)", flush=True)
+    return cells, examples
 
 
 def mean_std(values: np.ndarray) -> str:
-    """``mean +- std`` (sample std over seeds; just the mean for one seed)."""
+    """``mean ± std`` (sample std over seeds; the mean alone for one seed)."""
     return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}" if values.size > 1 else f"{values.mean():.3f}"
 
 
-def gain(cell: Cell, scratch: Cell | None, metric: str) -> str:
-    """Mean paired difference to scratch at the same budget and seeds (same labeled subset), +- its std."""
-    if scratch is None or cell is scratch:
-        return "–"
+def paired(cell: Cell, scratch: Cell, metric: str) -> tuple[float, float, float] | None:
+    """(mean paired difference to scratch over the seeds both ran, its standard error, the paired t-test p-value)."""
     seeds = sorted(set(cell.runs) & set(scratch.runs))
-    diff = np.array([cell.runs[s][metric] - scratch.runs[s][metric] for s in seeds])
-    return f"{diff.mean():+.3f} ± {diff.std(ddof=1):.3f}" if diff.size > 1 else f"{diff.mean():+.3f}"
+    if cell is scratch or len(seeds) < 2:
+        return None
+    diff = cell.values(metric, seeds) - scratch.values(metric, seeds)
+    error = diff.std(ddof=1) / np.sqrt(diff.size)
+    p = float(stats.ttest_rel(cell.values(metric, seeds), scratch.values(metric, seeds)).pvalue) if error > 0 else float("nan")
+    return float(diff.mean()), float(error), p
 
 
-def table(cells: list[Cell], metrics: list[str]) -> str:
-    """One row per init and budget: labels, seeds, each metric's mean +- std and its gain over scratch."""
-    scratch = {c.budget: c for c in cells if c.init == "scratch"}
-    header = ["init", "budget", "labels", "seeds"] + [h for m in metrics for h in (m, f"gain over scratch ({m})")]
-    rows = [
-        [c.init, c.budget, str(c.labels), str(len(c.runs))]
-        + [v for m in metrics for v in (mean_std(c.values(m)), gain(c, scratch.get(c.budget), m))]
-        for c in cells
-    ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+def gain_text(cell: Cell, scratch: Cell | None, metric: str) -> str:
+    """The paired gain as ``+0.031 ± 0.012 (p 0.04)``, or ``–``."""
+    result = paired(cell, scratch, metric) if scratch is not None else None
+    if result is None:
+        return "–"
+    mean, error, p = result
+    return f"{mean:+.3f} ± {error:.3f} (p {p:.2g})"
+
+
+def counts_text(cell: Cell) -> str:
+    """Labeled images per class (the range over seeds when they differ)."""
+    names = sorted({name for counts in cell.counts.values() for name in counts})
+    parts = []
+    for name in names:
+        values = [counts.get(name, 0) for counts in cell.counts.values()]
+        parts.append(f"{name} {min(values)}" if min(values) == max(values) else f"{name} {min(values)}-{max(values)}")
+    return ", ".join(parts) or "–"
+
+
+def table(profile: Profile, cells: list[Cell]) -> str:
+    """One row per init and budget: labels per class, seeds, each metric's mean ± std and paired gain over scratch."""
+    metrics = METRICS[profile.task]
+    header_cells = ["init", "budget", "labels per class", "seeds", "one-class seeds"]
+    header_cells += [h for m in metrics for h in (m, f"gain over scratch ({m})")]
+    rows = []
+    for cell in cells:
+        scratch_init = profile.scratch_of(cell.init.group)
+        scratch = next((c for c in cells if c.init is scratch_init and c.budget == cell.budget), None)
+        flagged = [str(seed) for seed, run in sorted(cell.runs.items()) if one_class(run)]
+        rows.append([cell.init.name, cell.budget, counts_text(cell), str(len(cell.runs)), ", ".join(flagged) or "none"]
+                    + [v for m in metrics for v in (mean_std(cell.values(m)), gain_text(cell, scratch, m))])
+    lines = ["| " + " | ".join(header_cells) + " |", "|" + "---|" * len(header_cells)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
-def findings(cells: list[Cell], metric: str) -> str:
-    """Sentences generated from the numbers: where each init beat scratch on ``metric``, beyond the seed spread or not."""
-    scratch = {c.budget: c for c in cells if c.init == "scratch"}
-    if not scratch:
-        return "No scratch baseline was run, so no gain is reported."
+def findings(profile: Profile, cells: list[Cell]) -> str:
+    """Sentences from the numbers: where an init beat its scratch baseline by more than two standard errors."""
+    metric = METRICS[profile.task][0]
     sign = -1 if metric in LOWER_IS_BETTER else 1
     sentences = []
-    for init in dict.fromkeys(c.init for c in cells if c.init != "scratch"):
-        parts = []
-        for cell in (c for c in cells if c.init == init and c.budget in scratch):
-            seeds = sorted(set(cell.runs) & set(scratch[cell.budget].runs))
-            diff = sign * np.array([cell.runs[s][metric] - scratch[cell.budget].runs[s][metric] for s in seeds])
-            spread = diff.std(ddof=1) if diff.size > 1 else float("nan")
-            verdict = "better than" if diff.mean() > 0 else "worse than" if diff.mean() < 0 else "equal to"
-            clear = ", beyond one std of the paired differences" if diff.size > 1 and abs(diff.mean()) > spread else ""
-            parts.append(f"{verdict} scratch at {cell.labels} labels ({sign * diff.mean():+.3f}{clear})")
-        sentences.append(f"{init} on {metric}: " + "; ".join(parts) + ".")
-    return " ".join(sentences)
+    for cell in cells:
+        scratch_init = profile.scratch_of(cell.init.group)
+        scratch = next((c for c in cells if c.init is scratch_init and c.budget == cell.budget), None)
+        result = paired(cell, scratch, metric) if scratch is not None and cell.init is not scratch_init else None
+        if result is None:
+            continue
+        mean, error, p = result
+        better = sign * mean > 2 * error
+        worse = sign * mean < -2 * error
+        verdict = "beats" if better else "is worse than" if worse else "does not differ from"
+        sentences.append(f"{cell.init.name} {verdict} {scratch_init.name} at budget {cell.budget} on {metric} "
+                         f"({mean:+.3f} ± {error:.3f} standard error, p {p:.2g}).")
+    flagged = [f"{c.init.name} budget {c.budget} seed {s}" for c in cells for s, run in sorted(c.runs.items()) if one_class(run)]
+    one_class_line = ("Runs whose test predictions are all one class: " + "; ".join(flagged) + "."
+                      if flagged else "No run predicts one class for every test image.")
+    return " ".join(sentences) + "\n\n" + one_class_line
 
 
-def majority_note(cells: list[Cell], majority: float | None) -> str:
-    """The test split's majority-class share, and the cells whose every seed scored exactly that accuracy."""
-    if majority is None or not all("test/acc" in run for c in cells for run in c.runs.values()):
-        return ""
-    stuck = [f"{c.init} at {c.labels} labels" for c in cells if np.allclose(c.values("test/acc"), majority, atol=5e-4)]
-    sentence = f"Always predicting the test split's majority class scores an accuracy of {majority:.3f}."
-    if stuck:
-        sentence += (f" {'; '.join(stuck)}: every seed scored exactly that, i.e. the checkpoint kept (best validation loss) "
-                     "predicts one class for every image, whatever its AUC.")
-    return sentence + "\n"
+def curves_text(curves: dict[str, list[dict[str, float]]]) -> str:
+    """The pretraining validation curve of each pretrained init: loss and online-probe accuracy per epoch."""
+    blocks = []
+    for name, rows in curves.items():
+        if not rows:
+            continue
+        keys = [k for k in ("val/loss", "val/probe_acc") if any(k in row for row in rows)]
+        cells = ["| epoch | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+        for row in rows:
+            cells.append(f"| {int(row.get('epoch', 0))} | " + " | ".join(f"{row[k]:.4f}" if k in row else "–" for k in keys) + " |")
+        blocks.append(f"**{name}**\n\n" + "\n".join(cells))
+    return "\n\n".join(blocks) or "No init was pretrained by this benchmark."
 
 
-def plot(cells: list[Cell], metrics: list[str], path: Path, title: str) -> None:
-    """One panel per metric: mean +- std vs number of labels (log scale), one line per init."""
-    figure, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.8), squeeze=False)
+def plot(profile: Profile, cells: list[Cell], curves: dict[str, list[dict[str, float]]], path: Path) -> None:
+    """Each metric (mean ± std) against the number of labels per init, and the pretraining curves."""
+    metrics = METRICS[profile.task]
+    panels = len(metrics) + (1 if any(curves.values()) else 0)
+    figure, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 3.8), squeeze=False)
     for axis, metric in zip(axes[0], metrics):
-        for init in dict.fromkeys(c.init for c in cells):
-            own = sorted((c for c in cells if c.init == init), key=lambda c: c.labels)
+        for init in profile.inits:
+            own = [c for c in cells if c.init is init and c.runs]
+            labels = [sum(next(iter(c.counts.values()), {}).values()) or i + 1 for i, c in enumerate(own)]
             means = [c.values(metric).mean() for c in own]
             stds = [c.values(metric).std(ddof=1) if len(c.runs) > 1 else 0.0 for c in own]
-            axis.errorbar([c.labels for c in own], means, yerr=stds, marker="o", capsize=3, label=init)
+            axis.errorbar(labels, means, yerr=stds, marker="o", capsize=3, label=init.name)
         axis.set_xscale("log")
         axis.set_xlabel("labeled training images")
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    figure.suptitle(title, fontsize=10)
+    axes[0][0].legend(fontsize=7)
+    if panels > len(metrics):
+        axis = axes[0][-1]
+        for name, rows in curves.items():
+            probe = [(row.get("epoch", i), row["val/probe_acc"]) for i, row in enumerate(rows) if "val/probe_acc" in row]
+            if probe:
+                axis.plot(*zip(*probe), marker=".", label=name)
+        axis.set_xlabel("pretraining epoch")
+        axis.set_ylabel("val/probe_acc (online linear probe)")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.suptitle(f"{profile.name}: {profile.task}, {profile.seeds} seeds", fontsize=10)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=110)
     plt.close(figure)
 
 
-def report(args: argparse.Namespace, cells: list[Cell], examples: list[str], png: Path, seconds: float,
-           loads: tuple[float, float], majority: float | None) -> str:
+def report(profile: Profile, cells: list[Cell], examples: dict[str, str], curves: dict[str, list[dict[str, float]]],
+           png: Path, seconds: float, loads: tuple[float, float], test_labels: list[int]) -> str:
     """The markdown report."""
-    metrics = METRICS[args.task]
-    command = shlex.join(["python", "benchmarks/label_efficiency.py", *sys.argv[1:]])
-    quick = " (`--quick` smoke check: one seed, two budgets, few steps; not a measurement)" if args.quick else ""
-    example_lines = "\n".join(f"    {line}" for line in examples)
-    return f"""# Label efficiency on {args.data}: fine-tuning from scratch vs from the zoo{quick}
+    example_lines = "\n".join(f"    {line}" for line in examples.values())
+    majority = f"{np.bincount(test_labels).max() / len(test_labels):.3f}" if test_labels else "unknown"
+    png_text = png.relative_to(REPO) if png.is_relative_to(REPO) else png
+    return f"""# Label efficiency on {profile.name}: fine-tuning from scratch vs from pretrained encoders
 
-Task: {args.task}, protocol `method.mode={args.mode}`, {args.steps} optimiser steps per run (validation every \
-25 steps; the checkpoint best on validation loss is scored on the test split). A label budget keeps that many \
-training labels, stratified by class and nested across budgets for one seed; seed k also seeds the initialisation \
-of the task head (and of the whole network for scratch), and redraws the train/val/test split of data that has \
-no official one. Scratch uses the architecture of the first zoo entry. \
-Gain over scratch is the mean over seeds of the paired difference (same seed, same labeled subset) +- its std. \
-Entries missing from the zoo were pretrained first with their method's defaults\
-{f" for {args.pretrain_epochs} epoch(s) into a temporary store" if args.quick else ""}.
+{profile.description.strip()}
 
-- Date: {date.today().isoformat()}
-- Command (from the repository root): `{command}`
+Protocol: task {profile.task}; each cell is one fine-tuning run per seed; the checkpoint kept is the best on the
+validation metric `method.monitor` (AUC for classification, Dice for segmentation: a model that predicts one class
+cannot win it) and is scored once on the test split. The train/val/test split is fixed by `data.split_seed` for every
+seed; seed k draws the labeled subset (stratified by class, nested across budgets), the head's initialisation (and the
+whole network's for scratch) and the order of batches. Pretraining used the training split only, labels unused. A
+gain is the mean over seeds of the paired difference to the scratch run of the same architecture, budget and seed,
+± its standard error, with the paired t-test p-value. Always predicting the test split's majority class scores an
+accuracy of {majority}.
+
+{header(seconds, loads)}
 - Each cell runs (one example per init):
 
 {example_lines}
 
-- Software: Python {platform.python_version()}, torch {torch.__version__}, pytorch-lightning {pl.__version__}, \
-torchmetrics {torchmetrics.__version__}, monai {monai.__version__}
-- Machine: {os.cpu_count()} CPU cores ({platform.machine()}), no GPU; 1-minute load average {loads[0]:.2f} at the \
-start, {loads[1]:.2f} at the end. Whole benchmark: {seconds / 60:.1f} min
-- Plot: `{png.relative_to(REPO) if png.is_relative_to(REPO) else png}`
+- Plot: `{png_text}`
 
-{table(cells, metrics)}
+{table(profile, cells)}
 
-{majority_note(cells, majority)}{findings(cells, metrics[0])}
-{findings(cells, metrics[1])}
-With {args.seeds} seed(s), a gain smaller than the seed spread is not evidence of a difference.
+{findings(profile, cells)}
+
+## Pretraining curves (validation, per epoch)
+
+{curves_text(curves)}
 """
 
 
 def parse_args() -> argparse.Namespace:
-    """Command-line options; ``--quick`` replaces the matrix with a small one."""
+    """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="pneumoniamnist", help="a registered DataModule")
-    parser.add_argument("--data-args", nargs="*", default=None,
-                        help=f"config overrides of the data, for every run (PneumoniaMNIST: {PNEUMONIAMNIST_ARGS[0]})")
+    parser.add_argument("--profile", help=f"a matrix from {PROFILES.relative_to(REPO)}/<name>.yaml (chest_xray, pneumoniamnist, ...)")
+    parser.add_argument("--data", default="pneumoniamnist", help="without a profile: a registered DataModule")
+    parser.add_argument("--data-args", nargs="*", default=None, help="without a profile: data overrides for every run")
     parser.add_argument("--task", choices=sorted(METRICS), default="classification")
     parser.add_argument("--mode", choices=["finetune", "linear"], default="finetune")
-    parser.add_argument("--inits", nargs="+", default=["scratch", "zoo:simclr_pneumoniamnist", "zoo:byol_pneumoniamnist", "zoo:chen_pneumoniamnist"])
-    parser.add_argument("--budgets", nargs="+", default=["0.01", "0.1", "1.0"], help="fractions, counts or 'all'")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=300, help="fine-tuning optimiser steps per run")
-    parser.add_argument("--pretrain-epochs", type=int, default=0, help="epochs for missing entries (0: the method's default)")
-    parser.add_argument("--finetune-args", nargs="*", default=[], help="overrides for every fine-tuning run, e.g. trainer.devices=2")
+    parser.add_argument("--inits", nargs="+", default=["scratch", "zoo:simclr_pneumoniamnist", "zoo:byol_pneumoniamnist"])
+    parser.add_argument("--budgets", nargs="+", default=None, help="fractions, counts or 'all'")
+    parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=300, help="without a profile: fine-tuning optimiser steps per run")
+    parser.add_argument("--finetune-args", nargs="*", default=[], help="overrides for every fine-tuning run")
     parser.add_argument("--pretrain-args", nargs="*", default=[], help="overrides for pretraining missing entries")
-    parser.add_argument("--output", default="results/label_efficiency.md", help="relative paths are from the repo root")
-    parser.add_argument("--runs", default=None, help="keep every run's folder here (default: a temporary folder)")
-    parser.add_argument("--quick", action="store_true", help="a 5-minute smoke check: " + json.dumps(QUICK))
+    parser.add_argument("--workdir", default=None, help="where runs, logs and the pretrained entries go (default: runs/benchmarks/<profile>)")
+    parser.add_argument("--resume", action="store_true", help="keep the cells an earlier attempt finished in the work folder")
+    parser.add_argument("--write", action="store_true", help="write the committed report results/label_efficiency_<profile>.md")
+    parser.add_argument("--output", default=None, help="write the report here instead")
     args = parser.parse_args()
     if args.data_args is None:
-        args.data_args = PNEUMONIAMNIST_ARGS if args.data == "pneumoniamnist" else []
-    if args.quick:
-        for key, value in QUICK.items():
-            if parser.get_default(key) == getattr(args, key):
-                setattr(args, key, value)
+        args.data_args = ["data.root=../shared/data/pneumoniamnist"] if args.data == "pneumoniamnist" else []
     return args
 
 
 def main() -> None:
-    """Run the matrix and write the report and plot."""
+    """Pretrain what is missing, run the matrix, write the report and plot."""
     args = parse_args()
     os.chdir(REPO)
-    output = from_repo(args.output)
-    png = output.with_suffix(".png")
+    name = args.profile or f"adhoc_{args.data}"
+    workdir = from_repo(args.workdir or f"runs/benchmarks/{name}")
+    profile = load_profile(args.profile, workdir) if args.profile else adhoc_profile(args)
+    profile.budgets = args.budgets or profile.budgets or ["0.01", "0.1", "1.0"]
+    profile.seeds = args.seeds or profile.seeds or 3
+    if args.profile:
+        profile.finetune_args += args.finetune_args
+        profile.pretrain_args += args.pretrain_args
+    output = report_path(f"label_efficiency_{name}.md", args.write, args.output)
+    env = {k: v for k, v in os.environ.items() if k != "LIGHTNING_SSL_RUN_DIR"}
+    if args.profile:
+        env[ENV_VAR] = str(workdir / "zoo")
     start, load_start = time.perf_counter(), os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(prefix="label_efficiency_") as temporary:
-        workdir = from_repo(args.runs) if args.runs else Path(temporary)
-        counts, majority = data_facts(args)
-        cells, examples = run_matrix(args, workdir, counts)
+    workdir.mkdir(parents=True, exist_ok=True)
+    test_labels = budget_counts(profile, 0)[1]
+    if profile.task == "classification" and not test_labels:
+        sys.exit(f"{profile.name}: the data has no test split with class labels, so nothing can be scored; give it one "
+                 "(e.g. data.test_fraction=0.2 for image_folder)")
+    curves = pretrain_missing(profile, workdir, env)
+    _with_groups(profile, env)
+    cells, examples = run_matrix(profile, workdir, env, args.resume)
     seconds, loads = time.perf_counter() - start, (load_start, os.getloadavg()[0])
-    plot(cells, METRICS[args.task], png, f"{args.data}, {args.task}, {args.mode}, {args.seeds} seed(s)")
+    plot(profile, cells, curves, output.with_suffix(".png"))
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(report(args, cells, examples, png, seconds, loads, majority))
+    output.write_text(report(profile, cells, examples, curves, output.with_suffix(".png"), seconds, loads, test_labels))
     print(output.read_text())
+    print(f"report written to {output}")
+
+
+def _with_groups(profile: Profile, env: dict[str, str]) -> None:
+    """An ad-hoc profile's scratch is built like its first zoo entry, so the comparison is like for like."""
+    if profile.groups.get("default") != []:
+        return
+    entry = next((init.entry for init in profile.inits if init.entry), None)
+    if entry is None:
+        return
+    architecture = zoo.metadata(entry, env.get(ENV_VAR))["architecture"]
+    given = {"spatial_dims", "in_channels", "out_channels"}
+    values = [f"network.{k}={v if isinstance(v, str) else json.dumps(v).replace(' ', '')}"
+              for k, v in architecture["kwargs"].items() if k not in given]
+    profile.groups["default"] = [f"network={architecture['name']}", *values]
 
 
 if __name__ == "__main__":

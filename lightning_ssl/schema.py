@@ -134,7 +134,7 @@ class OptimConfig:
 
 @dataclass
 class TrainerConfig:
-    """Arguments of ``pytorch_lightning.Trainer``."""
+    """Arguments of ``pytorch_lightning.Trainer``; ``max_time`` ("DD:HH:MM:SS") stops a run after that long."""
 
     accelerator: str = "auto"
     devices: Any = 1
@@ -143,6 +143,7 @@ class TrainerConfig:
     precision: str = "32-true"
     max_epochs: int = 10
     max_steps: int = -1
+    max_time: Optional[str] = None
     gradient_clip_val: Optional[float] = None
     accumulate_grad_batches: int = 1
     log_every_n_steps: int = 10

@@ -1,0 +1,59 @@
+"""What every benchmark report shares: paths from the repository root, where a report is written, the header that
+says when, how and on what it was measured, and the busy-machine check."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import sys
+from datetime import date
+from pathlib import Path
+
+import monai
+import pytorch_lightning as pl
+import torch
+import torchmetrics
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "results"
+LOCAL_RESULTS = RESULTS / "local"
+BUSY_LOAD = 0.7
+
+
+def from_repo(path: str | Path) -> Path:
+    """``path`` as given when absolute, else relative to the repository root."""
+    path = Path(path)
+    return path if path.is_absolute() else REPO / path
+
+
+def report_path(name: str, write: bool, output: str | None = None) -> Path:
+    """Where a report goes: ``output`` when given; ``results/<name>`` (the committed report) with ``--write``;
+    otherwise ``results/local/<name>`` (not versioned), so a run on another machine never overwrites the record."""
+    if output:
+        return from_repo(output)
+    return (RESULTS if write else LOCAL_RESULTS) / name
+
+
+def refuse_if_busy(what: str, threshold: float = BUSY_LOAD) -> float:
+    """The 1-minute load average; exits with one line when it says another job is running (timings would be wrong)."""
+    load = os.getloadavg()[0]
+    if load > threshold:
+        sys.exit(f"{what}: the 1-minute load average is {load:.2f} (> {threshold}): another job is running and would "
+                 "distort the timings; run it on a free machine (or pass --allow-busy to measure anyway)")
+    return load
+
+
+def header(seconds: float, loads: tuple[float, float], extra: str = "") -> str:
+    """Date, command, software versions and machine of a report, as markdown bullets."""
+    command = shlex.join(["python", *[str(a) for a in sys.argv]])
+    return "\n".join(
+        [
+            f"- Date: {date.today().isoformat()}",
+            f"- Command (from the repository root): `{command}`",
+            f"- Software: Python {platform.python_version()}, torch {torch.__version__}, pytorch-lightning {pl.__version__}, "
+            f"torchmetrics {torchmetrics.__version__}, monai {monai.__version__}",
+            f"- Machine: {os.cpu_count()} CPU cores ({platform.machine()}), no GPU; 1-minute load average {loads[0]:.2f} at "
+            f"the start, {loads[1]:.2f} at the end; wall time {seconds / 60:.1f} min{extra}",
+        ]
+    )
