@@ -73,6 +73,11 @@ class BaseDataModule(pl.LightningDataModule):
 
     def __init__(self, config: Any) -> None:
         super().__init__()
+        if config.batch_size < 1 or config.num_workers < 0:
+            raise ConfigError(
+                f"data.batch_size={config.batch_size} and data.num_workers={config.num_workers}: "
+                "a batch holds at least 1 item and workers are 0 (read in the main process) or more"
+            )
         self.config = config
         self.train_dataset: Dataset | None = None
         self.val_dataset: Dataset | None = None

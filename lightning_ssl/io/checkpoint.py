@@ -35,7 +35,7 @@ def load_weights_only(path: str | Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))
         what = f"it asks to import {found.group(1)}" if found else one_line(error)[:160]
         raise UnsafeCheckpointError(
             f"refusing {path}: it holds objects other than tensors and plain containers ({what}); "

@@ -10,6 +10,8 @@ from omegaconf import OmegaConf
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from lightning_ssl.errors import one_line
+from lightning_ssl.methods.optim import check as check_optim
 from lightning_ssl.methods.optim import lr_factor
 from lightning_ssl.methods.optim import optimizer as build_optimizer
 from lightning_ssl.methods.preview import Preview
@@ -28,6 +30,17 @@ class EncoderOnly(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The encoder's feature maps, finest first."""
         return self.encoder(x)
+
+
+def _built(architecture: dict[str, Any]) -> nn.Module:
+    """The network of ``architecture``; a network that refuses its arguments is a ConfigError naming them."""
+    try:
+        return build_network(architecture["name"], **architecture["kwargs"])
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, IndexError, KeyError) as error:
+        given = {k: v for k, v in architecture["kwargs"].items() if k not in ("spatial_dims", "in_channels", "out_channels")}
+        raise ConfigError(f"network={architecture['name']} cannot be built from {given}: {one_line(error)}") from None
 
 
 class BaseMethod(pl.LightningModule):
@@ -92,7 +105,8 @@ class BaseMethod(pl.LightningModule):
         self.data_info = DataInfo(**data_info)
         self.architecture = architecture or self.resolve_architecture(config, data_info)
         self.output_activation = self.activation(config["method"])
-        network = build_network(self.architecture["name"], **self.architecture["kwargs"])
+        check_optim(self.cfg.optim)
+        network = _built(self.architecture)
         self.network = network if self.uses_decoder(config["method"]) else EncoderOnly(network.encoder)
         self.probe = self._online_probe()
         self.save_hyperparameters(

@@ -8,6 +8,26 @@ from typing import Any
 
 import torch
 
+from lightning_ssl.errors import ConfigError
+
+
+def check(optim: Any) -> None:
+    """ConfigError for optimiser settings no optimiser takes (checked when the method is built, before training)."""
+    problems = [
+        f"optim.{key}={optim[key]} must be {rule}"
+        for key, rule, ok in (
+            ("lr", "> 0", optim.lr > 0),
+            ("weight_decay", ">= 0", optim.weight_decay >= 0),
+            ("momentum", "in [0, 1)", 0 <= optim.momentum < 1),
+            ("warmup_steps", ">= 0", optim.warmup_steps >= 0),
+            ("step_size", ">= 1", optim.step_size >= 1),
+            ("encoder_lr_scale", ">= 0", optim.encoder_lr_scale >= 0),
+        )
+        if not ok
+    ]
+    if problems:
+        raise ConfigError("; ".join(problems))
+
 
 def optimizer(groups: list[dict[str, Any]], optim: Any) -> torch.optim.Optimizer:
     """SGD (with momentum), Adam or AdamW over parameter ``groups`` at ``optim.lr`` and ``optim.weight_decay``."""

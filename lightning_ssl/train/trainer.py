@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
+from lightning_ssl.errors import ConfigError, one_line
 from lightning_ssl.schema import plain
 from lightning_ssl.train.callbacks import RandomStates, ResumePosition, StopOnSigterm
 from lightning_ssl.train.folders import CHECKPOINT_DIR, LAST_CHECKPOINT
@@ -62,11 +63,10 @@ def build_trainer(
     if cfg.early_stopping.patience > 0:
         # strict=False: a run stopped by max_steps before its first validation has no metric to check yet
         callbacks.append(EarlyStopping(monitor=cfg.early_stopping.monitor, patience=cfg.early_stopping.patience, mode="min", strict=False))
-    trainer = pl.Trainer(
-        default_root_dir=str(run_dir),
-        logger=loggers or False,
-        callbacks=callbacks,
-        use_distributed_sampler=False,
-        **plain(cfg.trainer),
-    )
+    try:
+        trainer = pl.Trainer(
+            default_root_dir=str(run_dir), logger=loggers or False, callbacks=callbacks, use_distributed_sampler=False, **plain(cfg.trainer)
+        )
+    except (ValueError, TypeError) as error:  # Lightning refuses a setting (MisconfigurationException is a ValueError)
+        raise ConfigError(f"trainer.*: {one_line(error)}") from None
     return trainer, best

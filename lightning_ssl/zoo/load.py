@@ -18,7 +18,18 @@ from lightning_ssl.zoo.fetch import fetch_builtin
 from lightning_ssl.zoo.hub import hub_entry_dir, is_hub_ref
 from lightning_ssl.zoo.matching import match_keys
 from lightning_ssl.zoo.network import build_from_metadata, load_exact
-from lightning_ssl.zoo.store import ENV_VAR, METADATA_FILE, PARTS, entry_dir, names, parse_ref, part_file, read_metadata, store_root, versions
+from lightning_ssl.zoo.store import (
+    ENV_VAR,
+    METADATA_FILE,
+    PARTS,
+    entry_dir,
+    names,
+    parse_ref,
+    part_file,
+    read_metadata,
+    store_root,
+    versions,
+)
 
 Part = Literal["encoder", "decoder", "model"]
 _CHOICES = (*PARTS, "model")

@@ -15,7 +15,6 @@ from lightning_ssl import zoo
 from lightning_ssl.models import GenesisUNet3D
 from lightning_ssl.zoo.converters import convert_models_genesis
 
-
 CARD = zoo.BUILTIN["genesis_chest_ct"].metadata
 HUB_REPO = "MrGiovanni/ModelsGenesis"
 
