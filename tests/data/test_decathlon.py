@@ -9,7 +9,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from decathlon_data import MRI_LABELS, SHAPE, ct_case, decathlon, mri_case, save, set_up, write_decathlon
+from decathlon_data import SHAPE, ct_case, mri_case, save, set_up, write_decathlon
+from real_data import shared_file
 
 from lightning_ssl.cli import main
 from lightning_ssl.config import build_config
@@ -261,10 +262,57 @@ def test_cached_cases_give_the_same_items_and_disk_is_not_decoded_again(tmp_path
         assert torch.equal(set_up(root, "volumes", **settings).val_dataset[0]["image"], plain["image"])
 
 
+@pytest.mark.slow
 def test_genesis_pretrains_on_a_decathlon_folder_through_the_cli(tmp_path):
     root = write_decathlon(tmp_path / "data", cases=4, test="unlabelled")
     args = ["pretrain", "METHOD=genesis", "DATA=decathlon", f"data.root={root}", "data.patch_size=[16,16,16]", "data.batch_size=2",
-            "network.features=[4,8,16]", "trainer.max_steps=2", "trainer.enable_progress_bar=false", f"output_dir={tmp_path / 'runs'}",
-            f"zoo.store={tmp_path / 'zoo'}"]
+            "network.features=[4,8,16]", "trainer.max_steps=-1", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+            "trainer.enable_progress_bar=false", "logger=csv", f"output_dir={tmp_path / 'runs'}", f"zoo.store={tmp_path / 'zoo'}"]
     assert main(args) == 0
-    assert list((tmp_path / "runs").rglob("last.ckpt"))
+    assert list((tmp_path / "runs").rglob("last.ckpt")) and "val/loss" in next((tmp_path / "runs").rglob("metrics.csv")).read_text()
+
+
+LIDC = ["DATA=decathlon", "data.intensity=none", "data.patch_size=[32,32,32]"]
+
+
+@pytest.mark.slow
+def test_real_lidc_nodules_check_clean(capsys):
+    root = shared_file("lidc_nodules/dataset.json").parent
+    assert main(["check-data", *LIDC, f"data.root={root}", "data.cache=memory"]) == 0
+    out = capsys.readouterr().out
+    assert "problems found: 0" in out and "cases: 134" in out and "segmentation (masks)" in out
+    rows = [line for line in out.splitlines() if line.startswith("lidc_")]
+    assert len(rows) == 134 and all(re.split(r"\s{2,}", row)[3:7:3] == ["51x51x51", "0, 1"] for row in rows)
+
+
+def test_real_lidc_malignancy_classes_and_patches():
+    root = shared_file("lidc_nodules/dataset.json").parent
+    dm = set_up(root, "volumes", intensity="none", patch_size=[32, 32, 32], case_labels="nodule_ratings.csv",
+                label_column="malignancy", label_threshold=4, class_names=["benign", "malignant"])
+    assert sorted(np.bincount(list(dm.classes.values())).tolist()) == [67, 67] and len(dm.cases) == 134
+    item = dm.train_dataset[0]
+    assert item["image"].shape == (1, 32, 32, 32) and 0 <= item["image"].min() and item["image"].max() <= 1
+    assert item["mask"].any() and int(item["label"]) == dm.classes[item["patient_id"]]  # centred on the nodule
+    whole = dm.test_dataset[0]
+    assert whole["image"].shape == (1, 51, 51, 51) and set(whole["mask"].unique().tolist()) == {0, 1}
+
+
+def test_real_lidc_broken_copy_names_each_problem_on_one_line(tmp_path, capsys):
+    source = shared_file("lidc_nodules/dataset.json").parent
+    root = tmp_path / "lidc_broken"
+    for folder in ("imagesTr", "labelsTr"):
+        (root / folder).mkdir(parents=True)
+        for path in (source / folder).iterdir():
+            (root / folder / path.name).symlink_to(path)
+    (root / "dataset.json").symlink_to(source / "dataset.json")
+    missing = root / "labelsTr" / "lidc_0001_nod1.nii.gz"
+    missing.unlink()
+    other_grid, value_3 = root / "labelsTr" / "lidc_0002_nod3.nii.gz", root / "labelsTr" / "lidc_0003_nod1.nii.gz"
+    for path, change in ((other_grid, lambda m: m[:, :, :50]), (value_3, lambda m: np.where(m > 0, 3, 0))):
+        label = nib.load(str(source / "labelsTr" / path.name))
+        path.unlink()
+        nib.save(nib.Nifti1Image(change(np.asarray(label.dataobj)).astype(np.uint8), label.affine), str(path))
+    assert main(["check-data", *LIDC, f"data.root={root}"]) == 1
+    lines = problem_lines(capsys.readouterr().out)
+    assert len(lines) == 3 and f"{missing} is missing" in lines[0]
+    assert f"{other_grid} is 51x51x50 but its image" in lines[1] and f"{value_3} holds label value(s) [3]" in lines[2]
