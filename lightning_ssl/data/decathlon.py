@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, Dataset
 from lightning_ssl.data.base import (
     BaseDataModule,
     WithoutLabels,
+    body_box,
     cached_dataset,
     check_patch_size,
 )
@@ -76,6 +77,8 @@ from lightning_ssl.transforms.brats_labels import label_values
 log = logging.getLogger(__name__)
 
 MAX_FOREGROUND_CENTRES = 100_000
+CASE_FORMAT = 1
+"""Bumped when what a loaded case holds changes, so disk-cache entries of an older layout are made again."""
 
 
 class Intensity(Choice):
@@ -87,20 +90,22 @@ class Intensity(Choice):
 
 @dataclass
 class DecathlonConfig(FolderDataConfig):
-    """A Medical Segmentation Decathlon / nnU-Net raw folder: ``root`` holds ``dataset.json``.
+    """A Medical Segmentation Decathlon / nnU-Net raw folder: root holds dataset.json.
 
-    ``val_fraction``/``test_fraction``: shares of the patients drawn by ``split_seed`` for validation and test
-    (``test_fraction`` unused when ``labelsTs`` gives the test split). ``patient_regex``: reads the patient from an
-    image's file name (its first group, else the match), so a patient's cases share a split; unset, each case is a
-    patient. ``intensity``: auto (CT channels: ``hu_window`` scaled to [0, 1]; the others: ``mri_normalisation`` over
-    non-zero voxels) or none (data already in [0, 1]). ``body_threshold``: HU above which CT voxels are the body that
-    patches are taken from. ``spacing``: resample every case to this voxel size in mm (MONAI ``Spacing``); unset,
+    ``val_fraction``: the share of patients drawn by split_seed for validation. ``test_fraction``: the share drawn for
+    test (unused when labelsTs gives the test split). ``patient_regex``: reads the patient from an image's file name
+    (its first group, else the whole match) so that a patient's cases share a split; unset, each case is a patient.
+    ``intensity``: auto (CT channels by hu_window, the others by mri_normalisation) or none (data already in [0, 1]).
+    ``hu_window``: the HU range of CT channels scaled to [0, 1]. ``mri_normalisation``: zscore or minmax over the
+    non-zero voxels of every other channel, then [0, 1]. ``body_threshold``: HU above which CT voxels are the body
+    that patches are taken from. ``spacing``: resample every case to these voxel sizes in mm (MONAI Spacing); unset,
     cases keep theirs. ``patches_per_case``: training patches cut from each case per epoch. ``foreground_fraction``:
-    the share of training patches centred on the label's foreground (the others on background). ``case_labels``: a
-    CSV table (relative to ``root``) giving cases a class: ``case_column`` names the case (the image file name without
-    extension), ``label_column`` holds the value, turned into a class by ``label_map`` (e.g. ``{1: 0, 2: 0, 4: 1}``)
-    or ``label_threshold`` (value >= threshold is class 1), else one class per value. ``class_names``: the names of
-    the classes (default: from the map or the values).
+    the share of training patches centred on a foreground voxel of the label map (the others on background).
+    ``case_labels``: a CSV table (relative to root) giving cases a class. ``case_column``: its column naming the case
+    (the image file name without extension). ``label_column``: its column holding each case's value.
+    ``label_map``: table value to class, e.g. {1: 0, 2: 0, 3: 0, 4: 1, 5: 1} (quoted on a shell command line).
+    ``label_threshold``: a value at or above it is class 1, below class 0 (without a map or a threshold, each value is
+    a class). ``class_names``: the names of the classes (default: from the map, the threshold or the values).
     """
 
     name: str = "decathlon"
@@ -191,8 +196,8 @@ def foreground_voxels(foreground: np.ndarray) -> np.ndarray:
 
 class LoadCase(Transform):
     """A case item (file names) -> ``image`` (C, X, Y, Z) in [0, 1], ``mask`` (1, X, Y, Z) uint8 when labelled,
-    ``centres`` (X, Y, Z) where background patches are centred, ``foreground`` voxels (K, 3), ``spacing`` (3,);
-    padded to ``extent``. With a ``disk`` cache each case is decoded once and read back later."""
+    ``centres`` (X, Y, Z) where background patches are centred and their ``box``, ``foreground`` voxels (K, 3),
+    ``spacing`` (3,); padded to ``extent``. With a ``disk`` cache each case is decoded once and read back later."""
 
     def __init__(self, settings: CaseSettings, disk: ArrayCache | None = None) -> None:
         self.settings = settings
@@ -220,6 +225,7 @@ class LoadCase(Transform):
         pad = SpatialPad(settings.extent, value=0)
         arrays["image"] = np.asarray(pad(image), dtype=np.float32)
         arrays["centres"] = np.asarray(pad(centres[None]), dtype=bool)[0]
+        arrays["box"] = np.stack(body_box(arrays["centres"]))
         if "mask" in arrays:
             arrays["mask"] = np.asarray(pad(arrays["mask"]), dtype=np.uint8)
         arrays["foreground"] = foreground_voxels(arrays["mask"][0] > 0) if "mask" in arrays else np.zeros((0, 3), np.int32)
@@ -230,7 +236,7 @@ class LoadCase(Transform):
         if self.disk is None:
             return self.decode(item)
         sources = [*item["images"], *([item["label"]] if "label" in item else [])]
-        return self.disk.arrays(sources, repr(self.settings), lambda: self.decode(item))
+        return self.disk.arrays(sources, f"{CASE_FORMAT}|{self.settings!r}", lambda: self.decode(item))
 
 
 class CaseVolumes(Sequence[Volume]):
@@ -249,7 +255,7 @@ class CaseVolumes(Sequence[Volume]):
             arrays = self.store[index]
         return Volume(
             case.patient_id, arrays["image"], arrays["centres"], arrays.get("mask"), targets=arrays["foreground"],
-            spacing=arrays["spacing"], source=str(case.images[0]),
+            spacing=arrays["spacing"], source=str(case.images[0]), box=(arrays["box"][0], arrays["box"][1]),
         )
 
 
@@ -445,7 +451,7 @@ class DecathlonDataModule(BaseDataModule):
 
     def split_cases(self) -> dict[str, list[Case]]:
         """Scorable cases split by patient (the test split from labelsTs when present); the other cases train, except
-        those of a validation or test patient, which are left out."""
+        those of labelsTs and of a validation or test patient, which are left out."""
         cfg = self.config
         training = [c for c in self.cases if c.role == "training" and self.evaluable(c)]
         official = [c for c in self.cases if c.role == "test" and self.evaluable(c)]
@@ -455,10 +461,11 @@ class DecathlonDataModule(BaseDataModule):
         held = {c.patient_id for name in ("val", "test") for c in parts[name]}
         placed = {c.case_id for part in parts.values() for c in part}
         rest = [c for c in self.cases if c.case_id not in placed]
-        parts["train"] = sorted(parts["train"] + [c for c in rest if c.patient_id not in held], key=lambda c: c.case_id)
-        left_out = [c.case_id for c in rest if c.patient_id in held]
+        kept = [c for c in rest if c.patient_id not in held and c.role != "test"]
+        parts["train"] = sorted(parts["train"] + kept, key=lambda c: c.case_id)
+        left_out = [c.case_id for c in rest if c not in kept]
         if left_out:
-            log.info("%d case(s) without a label of validation or test patients are left out, e.g. %s", len(left_out), left_out[0])
+            log.info("%d case(s) without a label, of test or validation patients, are left out, e.g. %s", len(left_out), left_out[0])
         return parts
 
     def store(self, cases: Sequence[Case]) -> Dataset:
