@@ -9,7 +9,15 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from decathlon_data import SHAPE, ct_case, mri_case, save, set_up, write_decathlon
+from decathlon_data import (
+    MRI_LABELS,
+    SHAPE,
+    ct_case,
+    mri_case,
+    save,
+    set_up,
+    write_decathlon,
+)
 from real_data import shared_file
 
 from lightning_ssl.cli import main
@@ -63,6 +71,19 @@ def test_four_channel_mri_from_one_4d_file_or_a_file_per_channel(tmp_path, per_c
     info = dm.info
     assert info.in_channels == 4 and info.channel_names == ["FLAIR", "T1w", "t1gd", "T2w"] and info.modality.startswith("MRI")
     assert "z-score over brain voxels (non-zero)" in info.intensity
+
+
+def test_nnunet_v2_folders_without_a_training_list(tmp_path):
+    root = write_decathlon(tmp_path, cases=3, modality="MRI", per_channel_files=True, test="unlabelled")
+    description = json.loads((root / "dataset.json").read_text())
+    v2 = {"channel_names": description["modality"], "labels": {name: int(k) for k, name in MRI_LABELS.items()},
+          "numTraining": 3, "file_ending": ".nii.gz"}
+    (root / "dataset.json").write_text(json.dumps(v2))
+    dm = set_up(root, val_fraction=0.34, test_fraction=0.0)
+    assert [(c.case_id, c.role, len(c.images)) for c in dm.cases] == [
+        *[(f"case_{i:03d}", "training", 4) for i in range(3)], *[(f"test_{i:03d}", "pool", 4) for i in range(2)]
+    ]
+    assert dm.info.channel_names == ["FLAIR", "T1w", "t1gd", "T2w"] and dm.train_dataset[0]["image"].shape == (4, 16, 16, 16)
 
 
 def test_training_patches_hold_foreground_as_often_as_asked_and_come_from_item_rng(tmp_path):
