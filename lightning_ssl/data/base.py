@@ -64,11 +64,14 @@ class BaseDataModule(pl.LightningDataModule):
 
     ``training_data`` says what the training loader holds: ``all`` training images (self-supervised pretraining),
     the ``labeled`` budget (fine-tuning), or both budget and pool (``semi_supervised`` methods). ``root_hint`` says
-    what ``data.root`` must point at.
+    what ``data.root`` must point at. ``evaluation_data`` says what the method scores (set by the run from the method):
+    ``patches`` like the training ones, or whole ``volumes`` (a segmentation scored by sliding windows); datasets that
+    cannot give whole volumes give patches.
     """
 
     Config: type[DataConfig] = DataConfig
     training_data: str = "all"
+    evaluation_data: str = "patches"
     root_hint: str = "the data folder"
 
     def __init__(self, config: Any) -> None:
@@ -193,12 +196,13 @@ class BaseDataModule(pl.LightningDataModule):
             loaders["unlabeled"] = self._loader(unlabeled, shuffle=True)
         return CombinedLoader(loaders, mode="max_size_cycle")
 
-    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
-        """Batches of ``dataset``: shuffled by ``data.seed`` and the epoch (resumable, see ``resume_at``), or in order;
-        each process reads its own share. The loader's own generator keeps the global RNG untouched."""
+    def _loader(self, dataset: Dataset | None, shuffle: bool, batch_size: int | None = None) -> DataLoader:
+        """Batches of ``dataset`` (of ``batch_size``, default ``data.batch_size``): shuffled by ``data.seed`` and the
+        epoch (resumable, see ``resume_at``), or in order; each process reads its own share. The loader's own generator
+        keeps the global RNG untouched."""
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() has not created this split")
-        workers, size = self.config.num_workers, self.config.batch_size
+        workers, size = self.config.num_workers, batch_size or self.config.batch_size
         common = dict(num_workers=workers, persistent_workers=workers > 0, generator=torch.Generator().manual_seed(self.config.seed))
         if not shuffle:
             return DataLoader(dataset, batch_size=size, sampler=ProcessShare(len(dataset)), **common)
@@ -232,14 +236,19 @@ class BaseDataModule(pl.LightningDataModule):
                 f"so no best checkpoint (the zoo gets the last one); raise data.val_fraction if the data allows"
             )
             return []
-        return self._loader(self.val_dataset, shuffle=False)
+        return self._loader(self.val_dataset, shuffle=False, batch_size=self.evaluation_batch_size())
 
     def test_dataloader(self) -> DataLoader:
         """Test batches, fixed order; the validation split, with a warning, for data without a test split."""
+        size = self.evaluation_batch_size()
         if self.test_dataset is None:
             rank_zero_warn(f"data {self.config.name!r} has no test split: the test metrics are on the validation split")
-            return self._loader(self.val_dataset, shuffle=False)
-        return self._loader(self.test_dataset, shuffle=False)
+            return self._loader(self.val_dataset, shuffle=False, batch_size=size)
+        return self._loader(self.test_dataset, shuffle=False, batch_size=size)
+
+    def evaluation_batch_size(self) -> int:
+        """Items per validation and test batch: ``data.batch_size`` (datasets of whole volumes of different shapes: 1)."""
+        return self.config.batch_size
 
 
 class WithoutLabels(Dataset):
@@ -262,12 +271,15 @@ def cached_dataset(items: Sequence[dict], transform: Any, config: Any) -> Datase
     """A MONAI dataset of ``items`` (dicts of file names and metadata) through ``transform``, cached as configured.
 
     ``data.cache``: none (read every time), memory (CacheDataset keeps ``cache_rate`` of the
-    transformed items) or disk (PersistentDataset in ``cache_dir``, reused by later runs).
+    transformed items) or disk (PersistentDataset in ``cache_dir``, reused by later runs). Cached items are handed out
+    without a copy (a whole volume copied for every patch cut from it would cost more than decoding): readers must not
+    change them in place.
     """
     if config.cache == "none":
         return MonaiDataset(list(items), transform)
     if config.cache == "memory":
-        return CacheDataset(list(items), transform, cache_rate=config.cache_rate, num_workers=config.num_workers or None)
+        workers = config.num_workers or None
+        return CacheDataset(list(items), transform, cache_rate=config.cache_rate, num_workers=workers, copy_cache=False)
     if config.cache == "disk":
         return PersistentDataset(list(items), transform, cache_dir=cache_folder(config.cache_dir))
     raise DataError(f"data.cache={config.cache!r} is not one of {', '.join(CACHES)}")

@@ -40,6 +40,7 @@ class DataSummary:
     splits: dict[str, SplitSummary] = field(default_factory=dict)
     class_names: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    cases: tuple[list[str], list[list[str]]] | None = None
 
 
 def _as_list(value: Any) -> list:
@@ -103,7 +104,8 @@ def _summarise_split(dataset: Any, name: str, problems: list[str]) -> SplitSumma
 
 
 def check_datamodule(datamodule: BaseDataModule) -> DataSummary:
-    """Set the DataModule up, read every item of every split, and collect counts, shapes, ranges and problems."""
+    """Set the DataModule up, read every item of every split, and collect counts, shapes, ranges and problems; a
+    DataModule with a ``case_table()`` (header, rows) adds one row per case."""
     config = datamodule.config
     summary = DataSummary(name=config.name, root=config.get("root"))
     try:
@@ -120,6 +122,12 @@ def check_datamodule(datamodule: BaseDataModule) -> DataSummary:
         dataset = getattr(datamodule, f"{split}_dataset", None)
         if dataset is not None:
             summary.splits[split] = _summarise_split(dataset, split, summary.problems)
+    case_table = getattr(datamodule, "case_table", None)
+    if case_table is not None:
+        try:
+            summary.cases = case_table()
+        except DataError as error:
+            summary.problems.extend(problem_lines(error))
     if config.label_budget is not None:
         try:
             labeled, unlabeled = datamodule.budget_indices()
@@ -150,6 +158,12 @@ def supported_tasks(summary: DataSummary) -> str:
     return ", ".join(tasks)
 
 
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Rows of cells as lines of left-aligned columns under ``header``."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+
+
 def format_summary(summary: DataSummary) -> str:
     """The summary as a plain-text table and a list of problems."""
     header = ["split", "items", "patients", "classes", "shapes", "spacing (mm)", "intensity", "mask values"]
@@ -168,10 +182,10 @@ def format_summary(summary: DataSummary) -> str:
                 ", ".join(map(str, sorted(s.mask_values))) or "-",
             ]
         )
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [f"data {summary.name} at {summary.root}", ""]
-    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    lines = [f"data {summary.name} at {summary.root}", "", *table(header, rows)]
     if summary.splits:
         lines += ["", f"supports: {supported_tasks(summary)}"]
+    if summary.cases is not None:
+        lines += ["", f"cases: {len(summary.cases[1])}", *table(*summary.cases)]
     lines += ["", f"problems found: {len(summary.problems)}", *(f"- {p}" for p in summary.problems)]
     return "\n".join(lines)

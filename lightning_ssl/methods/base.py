@@ -54,6 +54,8 @@ class BaseMethod(pl.LightningModule):
     (``uses_decoder``; only the encoder is kept otherwise), its output channels and activation, the architecture,
     and the metric the best checkpoint is chosen on (``monitored``). ``training_data`` says what the method trains
     on: ``all`` training images, the ``labeled`` budget, or ``semi_supervised`` batches of budget and unlabeled pool.
+    ``evaluation_data`` says what it scores: ``patches`` like the training ones, or whole ``volumes`` (larger inputs,
+    e.g. a segmentation by sliding windows); the run passes both to the DataModule.
     When the data has class labels and ``method.online_probe`` is on, ``probe`` is a linear classifier on detached
     features.
     """
@@ -65,6 +67,7 @@ class BaseMethod(pl.LightningModule):
     usage_notes: str = ""
     trains_decoder: bool = True
     training_data: str = "all"
+    evaluation_data: str = "patches"
 
     @classmethod
     def uses_decoder(cls, method: Any) -> bool:

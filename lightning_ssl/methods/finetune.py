@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
 from torch import nn
 from torchmetrics import SumMetric
@@ -60,6 +61,8 @@ class FinetuneConfig(MethodConfig):
     validation metric the kept checkpoint is best on; ``auto`` is ``val/auc`` for classification and ``val/dice`` for
     segmentation (a model that predicts one class for every image cannot win either), ``val/loss`` also works.
     ``class_weights``: ``balanced`` weights the cross-entropy by the inverse class frequency of the labeled budget.
+    ``sw_overlap``: how much neighbouring windows overlap (a fraction of the patch) when a segmentation scores whole
+    volumes larger than the training patch by sliding windows.
     """
 
     name: str = "finetune"
@@ -72,6 +75,7 @@ class FinetuneConfig(MethodConfig):
     seg_metrics: SegMetrics = SegMetrics.classes
     monitor: str = "auto"
     class_weights: ClassWeights = ClassWeights.none
+    sw_overlap: float = 0.25
     online_probe: bool = False
 
 
@@ -81,7 +85,9 @@ class FinetuneMethod(BaseMethod):
 
     Classification: encoder -> pooled features -> head, cross-entropy; accuracy, AUC, macro and per-class F1 and the
     count of each predicted class. Segmentation: the U-Net, Dice + cross-entropy; Dice and 95% Hausdorff distance per
-    foreground class (MONAI), over the whole split on every process.
+    foreground class (MONAI), over the whole split on every process. A segmentation scores whole volumes (when the data
+    gives them; ``evaluation_data``), by sliding windows of the training patch; a classification scores inputs of the
+    training patch's size, which is what its pooled head was trained on.
     """
 
     Config = FinetuneConfig
@@ -112,6 +118,8 @@ class FinetuneMethod(BaseMethod):
             raise ConfigError("method.seg_metrics=brats_regions scores the 4 canonical BraTS labels: set method.seg_classes=4")
         if method["task"] == "segmentation" and method["mode"] == "linear":
             raise ConfigError("method.mode=linear is a classification protocol: use method.mode=finetune for segmentation")
+        if not 0 <= method.get("sw_overlap", FinetuneConfig.sw_overlap) < 1:
+            raise ConfigError(f"method.sw_overlap={method['sw_overlap']} must be in [0, 1): the share of a window its neighbour overlaps")
         super().__init__(config, data_info, architecture)
         if self.segmentation:
             self.required_keys = ("image", "mask")
@@ -136,6 +144,11 @@ class FinetuneMethod(BaseMethod):
         """Whether the task is segmentation."""
         return self.cfg.method.task == "segmentation"
 
+    @property
+    def evaluation_data(self) -> str:
+        """Whole ``volumes`` for a segmentation, ``patches`` for a classification."""
+        return "volumes" if self.segmentation else "patches"
+
     def setup(self, stage: str) -> None:
         """With ``class_weights=balanced``, weight each class by the inverse of its share of the labeled budget."""
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
@@ -157,10 +170,27 @@ class FinetuneMethod(BaseMethod):
         self.network.encoder.requires_grad_(not frozen)
         self.network.encoder.train(not frozen)
 
+    def segment(self, images: torch.Tensor) -> torch.Tensor:
+        """Segmentation logits of inputs of any size: those larger (or smaller) than the training patch by MONAI's
+        sliding windows of the patch (``method.sw_overlap``, Gaussian-weighted, ``data.batch_size`` windows at a
+        time); the volumes (B, C, X, Y, Z) given to a 2D network slice by slice."""
+        patch = [int(s) for s in self.data_info.patch_size]
+        if images.dim() == len(patch) + 3:
+            slices = images.movedim(-1, 1).flatten(0, 1)
+            return self._windows(slices, patch).unflatten(0, (images.shape[0], -1)).movedim(1, -1)
+        if list(images.shape[2:]) == patch:
+            return self(images)
+        return self._windows(images, patch)
+
+    def _windows(self, images: torch.Tensor, patch: list[int]) -> torch.Tensor:
+        overlap = self.cfg.method.get("sw_overlap", FinetuneConfig.sw_overlap)  # checkpoints from before the key
+        batch = int(self.cfg.data.batch_size)
+        return sliding_window_inference(images, patch, batch, self, overlap=overlap, mode="gaussian")
+
     def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         self.check_batch(batch)
         target = batch["mask"].long() if self.segmentation else batch["label"].long()
-        logits = self(batch["image"])
+        logits = self.segment(batch["image"]) if self.segmentation else self(batch["image"])
         loss = self.loss(logits, target) if self.segmentation else F.cross_entropy(logits, target, weight=self.class_weight)
         return logits, target, loss
 
@@ -188,7 +218,8 @@ class FinetuneMethod(BaseMethod):
         """Segmentation: the images, predicted and true label maps (background black, the last class white).
         Classification: the images, each labelled with its true and predicted class."""
         self.check_batch(batch)
-        images, logits = batch["image"], self(batch["image"])
+        images = batch["image"]
+        logits = self.segment(images) if self.segmentation else self(images)
         if self.segmentation:
             classes = self.cfg.method.seg_classes
             predicted = logits.argmax(dim=1, keepdim=True)

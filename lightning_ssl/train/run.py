@@ -96,6 +96,7 @@ def open_run(
             cfg = prepare(cfg, datamodule)
         method = registered("method", cfg.method.name)(plain(cfg), datamodule.info.as_dict())
         datamodule.training_data = method.training_data
+        datamodule.evaluation_data = method.evaluation_data
         trainer, best = build_trainer(cfg, run_dir, datamodule, *monitor)
         if trainer.is_global_zero:
             OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
