@@ -1,33 +1,63 @@
-"""End-to-end Genesis pretraining steps/s against the same model and batch fed pre-made tensors.
+"""End-to-end pretraining steps/s against the same model and batches fed as pre-made tensors, per scenario.
 
-Arms, measured side by side in one run and interleaved (A, B, C, A, B, C, ...):
-  A  `make pretrain METHOD=genesis` as it runs: Lightning Trainer, phantom DataModule (cropping,
-     collation), batched corruption on the device, forward/backward/step.
-  B  the same model, optimiser and corruption in a plain PyTorch loop over pre-made image batches
-     (no DataModule, no Lightning): what A would reach if data and framework cost nothing.
-  C  B without the corruption (pre-made corrupted/target pairs): the share the corruption takes.
-Target: A >= 0.9 x B. Writes results/pretrain_throughput.md.
+Arms, measured side by side in one run and interleaved (A, B, A, B, ...):
+  A  `python -m lightning_ssl pretrain` as it runs: Lightning Trainer, the DataModule (reading, caching, collation,
+     its workers), the method's batched corruption or views on the device, forward/backward/step.
+  B  the same method's training step, model and optimiser in a plain PyTorch loop over batches read once beforehand:
+     what A would reach if data loading and the framework cost nothing.
+Target: A >= 0.9 x B for each scenario. Scenarios: the default Genesis run on phantoms, SimCLR with a ResNet-18 on
+the real chest X-rays at 128 px, and Genesis in 3D on the real lung-nodule CT crops and on a real BraTS case (each
+skipped with one line when its data is absent).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
+import sys
 import time
-from datetime import date
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from omegaconf import OmegaConf
 
-from lightning_ssl.config import build_config
-from lightning_ssl.data import DATASETS
-from lightning_ssl.methods import METHODS
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import REPO, header, refuse_if_busy, report_path  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent.parent / "results" / "pretrain_throughput.md"
+from lightning_ssl.config import build_config, registered  # noqa: E402
+from lightning_ssl.schema import plain  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "data"
+
+
+@dataclass
+class Scenario:
+    """A pretraining configuration to time, and the shared data folder it needs (None: embedded phantoms)."""
+
+    name: str
+    overrides: list[str]
+    needs: str | None = None
+    results: dict[str, list[float]] = field(default_factory=lambda: {"A": [], "B": []})
+
+
+def scenarios(cache: Path) -> list[Scenario]:
+    """The scenarios of the report."""
+    resnet = ["network=resnet", "network.depth=18", "network.widths=[32,64,128,256]", "network.stem_kernel=7",
+              "network.stem_stride=2", "network.max_pool=true"]
+    return [
+        Scenario("genesis on phantoms (the default `make pretrain`)", ["method=genesis"]),
+        Scenario("simclr, ResNet-18 (half width), chest X-rays 128 px, batch 64",
+                 ["method=simclr", "data=chex", f"data.root={SHARED / 'chest_xray_224'}", "data.patch_size=[128,128]",
+                  "data.batch_size=64", "data.cache=disk", f"data.cache_dir={cache}", *resnet], "chest_xray_224"),
+        Scenario("genesis 3D, lung-nodule CT crops 48x48x48, batch 8",
+                 ["method=genesis", "data=decathlon", f"data.root={SHARED / 'lidc_nodules'}", "data.intensity=none",
+                  "data.patch_size=[48,48,48]", "data.batch_size=8", "data.cache=memory"], "lidc_nodules"),
+        Scenario("genesis 3D, BraTS 2023 case, 4 channels, 64x64x64, batch 2",
+                 ["method=genesis", "data=brats", f"data.root={SHARED / 'brats'}", "data.patch_size=[64,64,64]",
+                  "data.batch_size=2", "data.cache=memory"], "brats"),
+    ]
 
 
 class StepClock(pl.Callback):
@@ -36,7 +66,7 @@ class StepClock(pl.Callback):
     def __init__(self) -> None:
         self.stamps: list[float] = []
 
-    def on_train_batch_end(self, *args) -> None:
+    def on_train_batch_end(self, *args: object) -> None:
         self.stamps.append(time.perf_counter())
 
 
@@ -46,35 +76,33 @@ def steps_per_second(stamps: list[float], warmup: int) -> float:
     return (len(kept) - 1) / (kept[-1] - kept[0])
 
 
+def built(cfg) -> tuple[pl.LightningModule, pl.LightningDataModule]:
+    """The method and DataModule of a config, as a run builds them."""
+    datamodule = registered("data", cfg.data.name)(cfg.data)
+    method = registered("method", cfg.method.name)(plain(cfg), datamodule.info.as_dict())
+    datamodule.training_data = method.training_data
+    return method, datamodule
+
+
 def run_lightning(cfg, steps: int, warmup: int) -> float:
     """Arm A: Trainer.fit on the configured DataModule."""
-    datamodule = DATASETS[cfg.data.name](cfg.data)
-    method = METHODS[cfg.method.name](OmegaConf.to_container(cfg, resolve=True), datamodule.info.as_dict())
+    method, datamodule = built(cfg)
     clock = StepClock()
-    trainer = pl.Trainer(
-        max_steps=steps + warmup,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[clock],
-    )
+    trainer = pl.Trainer(max_steps=steps + warmup, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, callbacks=[clock], num_sanity_val_steps=0)
     trainer.fit(method, datamodule=datamodule)
     return steps_per_second(clock.stamps, warmup)
 
 
-def run_plain(cfg, info: dict, batches: list[torch.Tensor], steps: int, warmup: int, corrupt: bool) -> float:
-    """Arms B and C: a plain loop over pre-made batches (C: pre-corrupted pairs, no corruption)."""
-    method = METHODS[cfg.method.name](OmegaConf.to_container(cfg, resolve=True), info)
+def run_plain(cfg, batches: list[dict], steps: int, warmup: int) -> float:
+    """Arm B: the method's training step in a plain loop over batches read beforehand."""
+    method, _ = built(cfg)
+    method.log = lambda *args, **kwargs: None
     method.train()
-    optimizer = method.configure_optimizers()
-    pairs = [method.corruption(b) for b in batches]
+    optimizer = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=cfg.optim.lr)
     stamps = []
     for step in range(steps + warmup):
-        images = batches[step % len(batches)]
-        corrupted, target = method.corruption(images) if corrupt else pairs[step % len(pairs)]
-        loss = torch.nn.functional.mse_loss(method(corrupted), target)
+        loss = method.training_step(batches[step % len(batches)], step)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -82,54 +110,60 @@ def run_plain(cfg, info: dict, batches: list[torch.Tensor], steps: int, warmup: 
     return steps_per_second(stamps, warmup)
 
 
+def premade_batches(cfg, count: int = 4) -> list[dict]:
+    """``count`` training batches, read once."""
+    _, datamodule = built(cfg)
+    datamodule.setup("fit")
+    loader = iter(datamodule.train_dataloader())
+    return [next(loader) for _ in range(count)]
+
+
 def main() -> None:
-    """Measure the three arms and write the report."""
+    """Measure both arms of every scenario and write the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=8, help="timed steps per arm and round")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. network.features=[8,16,32,64]")
+    parser.add_argument("--only", nargs="*", type=int, help="indices of the scenarios to run (default: all)")
+    parser.add_argument("--cache", default="runs/benchmarks/throughput_cache", help="disk cache of decoded images")
+    parser.add_argument("--write", action="store_true", help="write the committed report results/pretrain_throughput.md")
+    parser.add_argument("--allow-busy", action="store_true", help="measure although another job loads the machine")
     args = parser.parse_args()
-    cfg = build_config(["method=genesis", *args.overrides])
-    pl.seed_everything(0)
-    datamodule = DATASETS[cfg.data.name](cfg.data)
-    datamodule.setup("fit")
-    loader = iter(datamodule.train_dataloader())
-    batches = [next(loader)["image"] for _ in range(4)]
-    info = datamodule.info.as_dict()
-    results: dict[str, list[float]] = {"A": [], "B": [], "C": []}
-    for _ in range(args.rounds):
-        results["A"].append(run_lightning(cfg, args.steps, args.warmup))
-        results["B"].append(run_plain(cfg, info, batches, args.steps, args.warmup, corrupt=True))
-        results["C"].append(run_plain(cfg, info, batches, args.steps, args.warmup, corrupt=False))
-    median = {arm: statistics.median(values) for arm, values in results.items()}
-    load = os.getloadavg()[0]
-    rows = [
-        ("A: make pretrain path (Lightning + DataModule + corruption)", "A"),
-        ("B: same model, pre-made images, corruption in the loop", "B"),
-        ("C: same model, pre-made corrupted pairs", "C"),
-    ]
-    table = "\n".join(
-        f"| {label} | {median[arm]:.3f} | {min(results[arm]):.3f}-{max(results[arm]):.3f} |" for label, arm in rows
-    )
-    ratio = median["A"] / median["B"]
-    report = f"""# Genesis pretraining throughput: end to end vs pre-made tensors
+    load_start = refuse_if_busy("pretrain_throughput") if not args.allow_busy else os.getloadavg()[0]
+    start = time.perf_counter()
+    chosen = [s for i, s in enumerate(scenarios(REPO / args.cache)) if args.only is None or i in args.only]
+    lines = []
+    for scenario in chosen:
+        if scenario.needs and not (SHARED / scenario.needs).exists():
+            lines.append(f"| {scenario.name} | skipped: {SHARED / scenario.needs} is absent | | |")
+            continue
+        cfg = build_config([*scenario.overrides, "trainer.enable_progress_bar=false"])
+        pl.seed_everything(0)
+        batches = premade_batches(cfg)
+        for _ in range(args.rounds):
+            scenario.results["A"].append(run_lightning(cfg, args.steps, args.warmup))
+            scenario.results["B"].append(run_plain(cfg, batches, args.steps, args.warmup))
+        a, b = (statistics.median(scenario.results[arm]) for arm in "AB")
+        spread = " / ".join(f"{min(scenario.results[arm]):.3f}-{max(scenario.results[arm]):.3f}" for arm in "AB")
+        lines.append(f"| {scenario.name} | {a:.3f} | {b:.3f} | **{a / b:.2f}** ({'met' if a / b >= 0.9 else 'not met'}; ranges {spread}) |")
+    loads = (load_start, os.getloadavg()[0])
+    report = f"""# Pretraining throughput: end to end vs pre-made tensors
 
-- Date: {date.today().isoformat()}
-- Machine: {os.cpu_count()} CPU cores ({platform.machine()}), torch {torch.__version__} ({torch.get_num_threads()} threads), Lightning {pl.__version__}
-- Config: the default `make pretrain METHOD=genesis` (data {cfg.data.name}, batch {cfg.data.batch_size}, patch {list(cfg.data.patch_size)}, network {cfg.network.name} {list(cfg.network.get("features", []))}, norm {cfg.network.get("norm", "-")}){" with " + " ".join(args.overrides) if args.overrides else ""}
-- {args.rounds} interleaved rounds of {args.steps} timed steps per arm after {args.warmup} warm-up steps; 1-minute load average at the end: {load:.2f}
-- Command: `python benchmarks/pretrain_throughput.py --rounds {args.rounds} --steps {args.steps}{" " + " ".join(args.overrides) if args.overrides else ""}`
+A is `python -m lightning_ssl pretrain` as it runs (Trainer, DataModule, the method's corruption or views, the step);
+B is the same method's training step on batches read beforehand. Target A / B >= 0.9. {args.rounds} interleaved rounds of
+{args.steps} timed steps per arm after {args.warmup} warm-up steps; medians; torch {torch.get_num_threads()} threads.
 
-| arm | steps/s (median) | range over rounds |
-|---|---|---|
-{table}
+{header(time.perf_counter() - start, loads)}
 
-A / B = **{ratio:.2f}** (target >= 0.9: {"met" if ratio >= 0.9 else "not met"}). The corruption takes {1 - median["B"] / median["C"]:.0%} of a step (1 - B / C).
+| scenario | A: end to end (steps/s) | B: pre-made batches (steps/s) | A / B |
+|---|---|---|---|
+{chr(10).join(lines)}
 """
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(report)
+    output = report_path("pretrain_throughput.md", args.write)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(report)
     print(report)
+    print(f"report written to {output}")
 
 
 if __name__ == "__main__":
