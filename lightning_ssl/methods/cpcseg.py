@@ -11,8 +11,7 @@ from monai.losses import DiceCELoss
 from lightning_ssl.losses.info_nce import InfoNCELoss
 from lightning_ssl.methods.base import BaseMethod
 from lightning_ssl.methods.preview import Preview
-from lightning_ssl.metrics.brats_regions import BraTSRegionMetrics
-from lightning_ssl.metrics.evaluation import log_scores
+from lightning_ssl.metrics.evaluation import SegMetrics, log_scores, segmentation_scores
 from lightning_ssl.models.cpc import CPCBranch
 from lightning_ssl.registry import METHODS
 from lightning_ssl.schema import ConfigError, MethodConfig
@@ -28,8 +27,9 @@ class CPCSegConfig(MethodConfig):
     overlapping patch grid (paper: 32 voxels, stride 16, on 144x144x128 crops). ``cpc_negatives``: negatives
     per prediction, drawn from the other patches of the same image (authors' code: 20). ``cpc_dim``: the
     patch-vector size (None: the encoder's bottleneck width, as in the paper). ``predictor_blocks``:
-    residual blocks of the predictor (paper: 8). ``seg_classes``: softmax outputs over canonical BraTS
-    labels (background, necrotic core, edema, enhancing).
+    residual blocks of the predictor (paper: 8). ``seg_classes``: softmax outputs (background included; 4 = the
+    canonical BraTS labels: background, necrotic core, edema, enhancing). ``seg_metrics``: Dice and HD95 per BraTS
+    region (``brats_regions``, the paper's) or per foreground class (``classes``, e.g. a binary lesion mask).
     """
 
     name: str = "cpcseg"
@@ -40,6 +40,7 @@ class CPCSegConfig(MethodConfig):
     cpc_dim: Optional[int] = None
     predictor_blocks: int = 8
     seg_classes: int = 4
+    seg_metrics: SegMetrics = SegMetrics.brats_regions
     online_probe: bool = False
 
 
@@ -82,7 +83,7 @@ class CPCSegMethod(BaseMethod):
         )
         self.info_nce = InfoNCELoss(method.cpc_negatives)
         self.seg_loss = DiceCELoss(to_onehot_y=True, softmax=True)
-        self.val_regions = BraTSRegionMetrics(spacing=self.data_info.spacing)
+        self.val_regions = segmentation_scores(method.seg_metrics, method.seg_classes, self.data_info.spacing)
 
     @classmethod
     def output_channels(cls, method: Any, data_info: dict[str, Any]) -> int:
@@ -136,14 +137,17 @@ class CPCSegMethod(BaseMethod):
         self.val_regions.update(logits.argmax(dim=1, keepdim=True), mask)
 
     def preview(self, batch: dict[str, Any], dataloader_idx: int = 0) -> Preview:
-        """The last channel (FLAIR for BraTS), the true and the predicted regions nested as grey levels: edema 1/3,
-        tumour core 2/3, enhancing tumour white."""
+        """The last channel (FLAIR for BraTS), the true and the predicted labels as grey levels: BraTS regions nested
+        (edema 1/3, tumour core 2/3, enhancing tumour white), other labels k / (classes - 1)."""
         self.check_batch(batch)
         images = batch["image"]
         labels = {"true regions": batch["mask"].long(), "predicted regions": self(images).argmax(dim=1, keepdim=True)}
         channel = self.data_info.channel_names[-1] if self.data_info.channel_names else "last channel"
-        rows = {channel: images[:, -1:], **{name: brats_regions(k, 1).sum(1, keepdim=True) / 3 for name, k in labels.items()}}
-        return Preview("image_true_predicted_regions", rows)
+        if self.cfg.method.seg_metrics == "brats_regions":
+            grey = {name: brats_regions(k, 1).sum(1, keepdim=True) / 3 for name, k in labels.items()}
+        else:
+            grey = {name: k.float() / max(self.cfg.method.seg_classes - 1, 1) for name, k in labels.items()}
+        return Preview("image_true_predicted_regions", {channel: images[:, -1:], **grey})
 
     def on_validation_epoch_end(self) -> None:
         """Dice and HD95 per region (wt, tc, et) and the mean Dice over every validation sample of every process."""

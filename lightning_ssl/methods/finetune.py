@@ -15,13 +15,11 @@ import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
 from torch import nn
-from torchmetrics import SumMetric
+from torchmetrics import Metric, SumMetric
 
 from lightning_ssl.methods.base import BaseMethod
 from lightning_ssl.methods.preview import Preview, label_map
-from lightning_ssl.metrics.brats_regions import BraTSRegionMetrics
-from lightning_ssl.metrics.class_scores import ClassSegmentationMetrics
-from lightning_ssl.metrics.evaluation import classification_metrics, log_scores
+from lightning_ssl.metrics.evaluation import SegMetrics, classification_metrics, log_scores, segmentation_scores
 from lightning_ssl.models import ClassificationHead
 from lightning_ssl.registry import METHODS
 from lightning_ssl.schema import Choice, ConfigError, MethodConfig
@@ -37,11 +35,6 @@ class Task(Choice):
 class Mode(Choice):
     finetune = "finetune"
     linear = "linear"
-
-
-class SegMetrics(Choice):
-    classes = "classes"
-    brats_regions = "brats_regions"
 
 
 class ClassWeights(Choice):
@@ -114,8 +107,6 @@ class FinetuneMethod(BaseMethod):
 
     def __init__(self, config: dict[str, Any], data_info: dict[str, Any], architecture: dict[str, Any] | None = None) -> None:
         method = config["method"]
-        if method["seg_metrics"] == "brats_regions" and method["seg_classes"] != 4:
-            raise ConfigError("method.seg_metrics=brats_regions scores the 4 canonical BraTS labels: set method.seg_classes=4")
         if method["task"] == "segmentation" and method["mode"] == "linear":
             raise ConfigError("method.mode=linear is a classification protocol: use method.mode=finetune for segmentation")
         if not 0 <= method.get("sw_overlap", FinetuneConfig.sw_overlap) < 1:
@@ -233,10 +224,9 @@ class FinetuneMethod(BaseMethod):
         """Loss and metrics on the test split."""
         self._evaluate(batch, "test")
 
-    def _segmentation_scores(self) -> ClassSegmentationMetrics | BraTSRegionMetrics:
-        if self.cfg.method.seg_metrics == "brats_regions":
-            return BraTSRegionMetrics(self.data_info.spacing)
-        return ClassSegmentationMetrics(self.cfg.method.seg_classes)
+    def _segmentation_scores(self) -> Metric:
+        method = self.cfg.method
+        return segmentation_scores(method.seg_metrics, method.seg_classes, self.data_info.spacing)
 
     def on_validation_epoch_end(self) -> None:
         """Scores of the validation split."""

@@ -11,6 +11,18 @@ from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassF1Score
 from torchmetrics.wrappers import ClasswiseWrapper
 
+from lightning_ssl.errors import ConfigError
+from lightning_ssl.metrics.brats_regions import BraTSRegionMetrics
+from lightning_ssl.metrics.class_scores import ClassSegmentationMetrics
+from lightning_ssl.schema import Choice
+
+
+class SegMetrics(Choice):
+    """How a segmentation is scored: Dice and HD95 per foreground class, or per BraTS region."""
+
+    classes = "classes"
+    brats_regions = "brats_regions"
+
 
 def metric_name(text: str) -> str:
     """A class name as a metric-name fragment (``normal, benign`` -> ``normal_benign``)."""
@@ -55,6 +67,16 @@ def classification_metrics(class_names: Sequence[str], stage: str) -> MetricColl
         prefix=f"{stage}/",
         compute_groups=False,  # a shared state group would leave the class-wise F1 "never updated"
     )
+
+
+def segmentation_scores(kind: str, classes: int, spacing: Sequence[float] | None = None) -> Metric:
+    """Dice and HD95 per foreground class (``classes``) or per BraTS region (``brats_regions``: whole tumour, tumour
+    core, enhancing; needs the 4 canonical BraTS labels)."""
+    if kind == "brats_regions":
+        if classes != 4:
+            raise ConfigError("method.seg_metrics=brats_regions scores the 4 canonical BraTS labels: set method.seg_classes=4")
+        return BraTSRegionMetrics(spacing)
+    return ClassSegmentationMetrics(classes)
 
 
 def log_scores(module: pl.LightningModule, scores: Metric | MetricCollection, stage: str, prog_bar: str | None = None) -> None:
