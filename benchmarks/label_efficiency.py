@@ -53,7 +53,13 @@ DONE_FILE = "cells.jsonl"
 
 @dataclass
 class Init:
-    """Where a fine-tuning run starts: scratch, or a zoo entry (pretrained here when missing) of an architecture group."""
+    """Where a fine-tuning run starts: scratch, or a zoo entry (pretrained here when missing) of an architecture group.
+
+    A ``per_cell`` init is a method that trains on each cell's own label budget (a semi-supervised method: the budget
+    labeled, the rest of the training split unlabeled): it is trained per budget and seed and scored as it is.
+    ``baseline`` marks the init a group's others are compared with (by default its scratch init). ``pretrain_data``
+    replaces the profile's data for this init's pretraining (e.g. phantoms, to ask whether they transfer).
+    """
 
     name: str
     group: str
@@ -61,16 +67,28 @@ class Init:
     method: str | None = None
     pretrain_args: list[str] = field(default_factory=list)
     finetune_args: list[str] = field(default_factory=list)
+    per_cell: bool = False
+    baseline: bool = False
+    pretrain_data: list[str] = field(default_factory=list)
 
-    @property
-    def reference(self) -> str:
-        """``scratch`` or ``zoo:ENTRY``."""
-        return "scratch" if self.entry is None else f"zoo:{self.entry}"
+    def reference(self, budget: str = "", seed: int = 0) -> str:
+        """``scratch`` or ``zoo:ENTRY`` (a per-cell init's entry of that budget and seed)."""
+        if self.entry is None:
+            return "scratch"
+        return f"zoo:{self.cell_entry(budget, seed)}" if self.per_cell else f"zoo:{self.entry}"
+
+    def cell_entry(self, budget: str, seed: int) -> str:
+        """The zoo entry a per-cell init trains for one budget and seed."""
+        return f"{self.entry}_b{budget.replace('.', 'p').replace('%', 'pct')}_s{seed}"
 
 
 @dataclass
 class Profile:
-    """A label-efficiency matrix: data, task, budgets, seeds, fine-tuning recipe, architecture groups and inits."""
+    """A label-efficiency matrix of one task: data, budgets, seeds, fine-tuning recipe, architecture groups and inits.
+
+    A profile file may hold several parts (tasks on the same data, e.g. segmentation and classification) that share
+    the pretrained inits: ``pretrain_data_args`` are the data of pretraining, ``data_args`` those of this part.
+    """
 
     name: str
     task: str
@@ -81,11 +99,14 @@ class Profile:
     groups: dict[str, list[str]]
     inits: list[Init]
     pretrain_args: list[str] = field(default_factory=list)
+    pretrain_data_args: list[str] = field(default_factory=list)
     description: str = ""
+    part: str = ""
 
     def scratch_of(self, group: str) -> Init | None:
-        """The scratch init of an architecture group."""
-        return next((init for init in self.inits if init.group == group and init.entry is None), None)
+        """The init a group's others are compared with: the one marked ``baseline``, else its scratch init."""
+        members = [init for init in self.inits if init.group == group]
+        return next((i for i in members if i.baseline), None) or next((i for i in members if i.entry is None), None)
 
 
 @dataclass
@@ -107,15 +128,24 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "lightning_ssl", *args]
 
 
-def load_profile(name: str, workdir: Path) -> Profile:
-    """A profile from ``benchmarks/profiles/<name>.yaml``; ``${workdir}`` in its arguments is the work folder."""
+def load_profiles(name: str, workdir: Path) -> list[Profile]:
+    """The part(s) of ``benchmarks/profiles/<name>.yaml``; ``${workdir}`` in its arguments is the work folder."""
     path = PROFILES / f"{name}.yaml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in PROFILES.glob("*.yaml")))
         sys.exit(f"--profile {name}: no {path}; profiles: {known}")
     spec = yaml.safe_load(path.read_text().replace("${workdir}", str(workdir)))
     inits = [Init(name=key, **value) for key, value in spec.pop("inits").items()]
-    return Profile(name=name, inits=inits, **spec)
+    parts = spec.pop("parts", None) or {"": {}}
+    shared = spec.pop("data_args")
+    profiles = []
+    for part, own in parts.items():
+        chosen = own.pop("inits", None)
+        fields = {**spec, **own, "data_args": [*shared, *own.pop("data_args", [])]} if own else {**spec, "data_args": shared}
+        fields.pop("data_args_extra", None)
+        part_inits = [init for init in inits if chosen is None or init.name in chosen]
+        profiles.append(Profile(name=name, inits=part_inits, pretrain_data_args=shared, part=part, **fields))
+    return profiles
 
 
 def adhoc_profile(args: argparse.Namespace) -> Profile:
@@ -129,10 +159,11 @@ def adhoc_profile(args: argparse.Namespace) -> Profile:
             inits.append(Init(reference, "default", entry=entry, method=_method_of(entry, args.data)))
         else:
             sys.exit(f"--inits: {reference!r} is neither 'scratch' nor 'zoo:NAME'")
+    data = [f"data={args.data}", *args.data_args]
     return Profile(
-        name=args.data, task=args.task, data_args=[f"data={args.data}", *args.data_args], budgets=args.budgets,
-        seeds=args.seeds, finetune_args=[f"trainer.max_steps={args.steps}", f"method.mode={args.mode}", *args.finetune_args],
-        groups={"default": []}, inits=inits, pretrain_args=args.pretrain_args,
+        name=args.data, task=args.task, data_args=data, budgets=args.budgets, seeds=args.seeds,
+        finetune_args=[f"trainer.max_steps={args.steps}", f"method.mode={args.mode}", *args.finetune_args],
+        groups={"default": []}, inits=inits, pretrain_args=args.pretrain_args, pretrain_data_args=data,
     )
 
 
@@ -154,26 +185,33 @@ def run_logged(command: list[str], log_file: Path, env: dict[str, str]) -> None:
         sys.exit(f"failed ({done.returncode}): {shlex.join(command)}\n--- last lines of {log_file} ---\n{tail}")
 
 
+def pretrain(profile: Profile, init: Init, entry: str, workdir: Path, env: dict[str, str], cell_args: list[str]) -> None:
+    """Train ``entry`` with the init's method unless the store has it (an interrupted attempt is resumed)."""
+    if zoo.versions(entry, env.get(ENV_VAR)):
+        return
+    if init.method is None:
+        sys.exit(f"zoo entry {entry!r} is missing and the profile says no method to pretrain it with")
+    folder = workdir / "pretrain" / entry
+    resume = ["resume=last"] if list(folder.glob("*/*/checkpoints/last.ckpt")) else []
+    data = init.pretrain_data or (profile.data_args if init.per_cell else profile.pretrain_data_args)
+    command = cli("pretrain", f"method={init.method}", *data, *profile.groups[init.group], *profile.pretrain_args,
+                  *init.pretrain_args, *cell_args, f"zoo.name={entry}", f"output_dir={folder}",
+                  "trainer.enable_progress_bar=false", *resume)
+    print(f"{'training' if init.per_cell else 'pretraining'} {entry}: {shlex.join(command[3:])}", flush=True)
+    start = time.perf_counter()
+    run_logged(command, workdir / "logs" / f"pretrain_{entry}.log", env)
+    print(f"  done in {(time.perf_counter() - start) / 60:.1f} min", flush=True)
+
+
 def pretrain_missing(profile: Profile, workdir: Path, env: dict[str, str]) -> dict[str, list[dict[str, float]]]:
-    """Pretrain every init whose entry is not in the store yet; the validation curve (one row per epoch) of each."""
+    """Pretrain every shared init whose entry is not in the store yet; the validation curve (per epoch) of each."""
     curves = {}
     for init in profile.inits:
-        if init.entry is None:
+        if init.entry is None or init.per_cell:
             continue
-        log_file = workdir / "logs" / f"pretrain_{init.entry}.log"
-        folder = workdir / "pretrain" / init.entry
-        if not zoo.versions(init.entry, env.get(ENV_VAR)) and init.entry not in zoo.BUILTIN:
-            if init.method is None:
-                sys.exit(f"zoo entry {init.entry!r} is missing and the profile says no method to pretrain it with")
-            resume = ["resume=last"] if list(folder.glob("*/*/checkpoints/last.ckpt")) else []
-            command = cli("pretrain", f"method={init.method}", *profile.data_args, *profile.groups[init.group],
-                          *profile.pretrain_args, *init.pretrain_args, f"zoo.name={init.entry}", f"output_dir={folder}",
-                          "trainer.enable_progress_bar=false", *resume)
-            print(f"pretraining {init.entry}: {shlex.join(command[3:])}", flush=True)
-            start = time.perf_counter()
-            run_logged(command, log_file, env)
-            print(f"  done in {(time.perf_counter() - start) / 60:.1f} min", flush=True)
-        curves[init.name] = pretraining_curve(folder)
+        if init.entry not in zoo.BUILTIN:
+            pretrain(profile, init, init.entry, workdir, env, [])
+        curves[init.name] = pretraining_curve(workdir / "pretrain" / init.entry)
     return curves
 
 
@@ -206,12 +244,13 @@ def budget_counts(profile: Profile, seed: int) -> tuple[dict[str, dict[str, int]
 
 
 def finetune_command(profile: Profile, init: Init, budget: str, seed: int, output: Path) -> list[str]:
-    """The CLI call of one cell and seed."""
+    """The CLI call of one cell and seed (a per-cell init's model is scored as trained: no fine-tuning step)."""
     network = profile.groups[init.group] if init.entry is None else []
+    own = ["trainer.max_steps=0"] if init.per_cell else init.finetune_args
     return cli(
-        "finetune", f"method.task={profile.task}", f"method.init={init.reference}", *profile.data_args,
+        "finetune", f"method.task={profile.task}", f"method.init={init.reference(budget, seed)}", *profile.data_args,
         f"data.label_budget={budget}", f"seed={seed}", f"data.seed={seed}", f"output_dir={output}", "logger=csv",
-        "trainer.enable_progress_bar=false", "zoo.publish=false", *network, *profile.finetune_args, *init.finetune_args,
+        "trainer.enable_progress_bar=false", "zoo.publish=false", *network, *profile.finetune_args, *own,
     )
 
 
@@ -221,35 +260,37 @@ def one_class(run: dict[str, float]) -> bool:
     return bool(counts) and sum(1 for value in counts if value > 0) == 1
 
 
-def run_matrix(profile: Profile, workdir: Path, env: dict[str, str], resume: bool) -> tuple[list[Cell], dict[str, str]]:
-    """Every cell of the matrix (finished cells of an earlier attempt are read back with ``resume``), and the command
-    of one cell per init as an example."""
+def run_matrix(profile: Profile, workdir: Path, env: dict[str, str]) -> tuple[list[Cell], dict[str, str]]:
+    """Every cell of the matrix (cells recorded as finished in the work folder are read back, not run again), and the
+    command of one cell per init as an example."""
     done_file = workdir / DONE_FILE
     finished = {}
-    if resume and done_file.is_file():
+    if done_file.is_file():
         for line in done_file.read_text().splitlines():
             record = json.loads(line)
-            finished[(record["init"], record["budget"], record["seed"])] = record
-    elif done_file.exists():
-        done_file.unlink()
+            finished[(record.get("part", ""), record["init"], record["budget"], record["seed"])] = record
     cells = [Cell(init, budget) for init in profile.inits for budget in profile.budgets]
     counts = {seed: budget_counts(profile, seed)[0] for seed in range(profile.seeds)}
     examples: dict[str, str] = {}
     total = len(cells) * profile.seeds
     start, ran = time.perf_counter(), 0
     for index, (cell, seed) in enumerate(((c, s) for c in cells for s in range(profile.seeds)), 1):
-        output = workdir / "finetune" / f"{cell.init.name}_{cell.budget}_{seed}"
+        output = workdir / "finetune" / f"{profile.part + '_' if profile.part else ''}{cell.init.name}_{cell.budget}_{seed}"
         command = finetune_command(profile, cell.init, cell.budget, seed, output)
         examples.setdefault(cell.init.name, shlex.join(["python", *(w for w in command[1:] if not w.startswith("output_dir="))]))
-        key = (cell.init.name, cell.budget, seed)
+        key = (profile.part, cell.init.name, cell.budget, seed)
         if key in finished:
             cell.runs[seed] = finished[key]["metrics"]
         else:
+            if cell.init.per_cell:
+                cell_args = [f"data.label_budget={cell.budget}", f"seed={seed}", f"data.seed={seed}"]
+                pretrain(profile, cell.init, cell.init.cell_entry(cell.budget, seed), workdir, env, cell_args)
             run_logged(command, workdir / "logs" / f"{output.name}.log", env)
             (record,) = sorted(output.glob(f"*/*/{TEST_METRICS}"))[-1:]
             cell.runs[seed] = json.loads(record.read_text())["metrics"]
             with done_file.open("a") as handle:
-                handle.write(json.dumps({"init": key[0], "budget": key[1], "seed": seed, "metrics": cell.runs[seed]}) + "\n")
+                record = {"part": profile.part, "init": key[1], "budget": key[2], "seed": seed, "metrics": cell.runs[seed]}
+                handle.write(json.dumps(record) + "\n")
             ran += 1
         cell.counts[seed] = counts[seed].get(cell.budget, {})
         elapsed = time.perf_counter() - start
@@ -383,35 +424,49 @@ def plot(profile: Profile, cells: list[Cell], curves: dict[str, list[dict[str, f
     plt.close(figure)
 
 
-def report(profile: Profile, cells: list[Cell], examples: dict[str, str], curves: dict[str, list[dict[str, float]]],
-           png: Path, seconds: float, loads: tuple[float, float], test_labels: list[int]) -> str:
-    """The markdown report."""
+def part_section(profile: Profile, cells: list[Cell], examples: dict[str, str], png: Path, test_labels: list[int]) -> str:
+    """One part's protocol, example commands, table and findings."""
     example_lines = "\n".join(f"    {line}" for line in examples.values())
-    majority = f"{np.bincount(test_labels).max() / len(test_labels):.3f}" if test_labels else "unknown"
+    majority = (f" Always predicting the test split's majority class scores an accuracy of "
+                f"{np.bincount(test_labels).max() / len(test_labels):.3f}." if test_labels else "")
     png_text = png.relative_to(REPO) if png.is_relative_to(REPO) else png
-    return f"""# Label efficiency on {profile.name}: fine-tuning from scratch vs from pretrained encoders
-
-{profile.description.strip()}
-
-Protocol: task {profile.task}; each cell is one fine-tuning run per seed; the checkpoint kept is the best on the
-validation metric `method.monitor` (AUC for classification, Dice for segmentation: a model that predicts one class
-cannot win it) and is scored once on the test split. The train/val/test split is fixed by `data.split_seed` for every
-seed; seed k draws the labeled subset (stratified by class, nested across budgets), the head's initialisation (and the
-whole network's for scratch) and the order of batches. Pretraining used the training split only, labels unused. A
-gain is the mean over seeds of the paired difference to the scratch run of the same architecture, budget and seed,
-± its standard error, with the paired t-test p-value. Always predicting the test split's majority class scores an
-accuracy of {majority}.
-
-{header(seconds, loads)}
-- Each cell runs (one example per init):
+    title = f"## {profile.part}: {profile.task}\n\n" if profile.part else ""
+    return f"""{title}Task {profile.task}, budgets {", ".join(profile.budgets)}, {profile.seeds} seeds.{majority}
+Each cell runs (one example per init):
 
 {example_lines}
 
-- Plot: `{png_text}`
+Plot: `{png_text}`
 
 {table(profile, cells)}
 
 {findings(profile, cells)}
+"""
+
+
+PROTOCOL = """Protocol: each cell is one fine-tuning run per seed; the checkpoint kept is the best on the validation metric
+`method.monitor` (AUC for classification, Dice for segmentation: a model that predicts one class cannot win it) and
+is scored once on the test split. The train/val/test split is fixed by `data.split_seed` for every seed; seed k draws
+the labeled subset (stratified by class, nested across budgets), the head's initialisation (and the whole network's
+for scratch) and the order of batches. Pretraining used the training split only, labels unused. A semi-supervised
+init trains on each cell's budget with the rest of the training split unlabeled and is scored as trained. A gain is
+the mean over seeds of the paired difference to the baseline run of the same architecture, budget and seed (scratch,
+unless the profile names another baseline), ± its standard error, with the paired t-test p-value."""
+
+
+def report(profiles: list[Profile], sections: list[str], curves: dict[str, list[dict[str, float]]], seconds: float,
+           loads: tuple[float, float]) -> str:
+    """The markdown report of every part."""
+    first = profiles[0]
+    return f"""# Label efficiency on {first.name}: fine-tuning from scratch vs from pretrained encoders
+
+{first.description.strip()}
+
+{PROTOCOL}
+
+{header(seconds, loads)}
+
+{chr(10).join(sections)}
 
 ## Pretraining curves (validation, per epoch)
 
@@ -444,34 +499,44 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> None:
-    """Pretrain what is missing, run the matrix, write the report and plot."""
+    """Pretrain what is missing, run the matrix of every part, write the report and plots."""
     args = parse_args()
     os.chdir(REPO)
     name = args.profile or f"adhoc_{args.data}"
     workdir = from_repo(args.workdir or f"runs/benchmarks/{name}")
-    profile = load_profile(args.profile, workdir) if args.profile else adhoc_profile(args)
-    profile.budgets = args.budgets or profile.budgets or ["0.01", "0.1", "1.0"]
-    profile.seeds = args.seeds or profile.seeds or 3
-    if args.profile:
-        profile.finetune_args += args.finetune_args
-        profile.pretrain_args += args.pretrain_args
+    profiles = load_profiles(args.profile, workdir) if args.profile else [adhoc_profile(args)]
+    for profile in profiles:
+        profile.budgets = args.budgets or profile.budgets or ["0.01", "0.1", "1.0"]
+        profile.seeds = args.seeds or profile.seeds or 3
+        if args.profile:
+            profile.finetune_args = [*profile.finetune_args, *args.finetune_args]
+            profile.pretrain_args = [*profile.pretrain_args, *args.pretrain_args]
     output = report_path(f"label_efficiency_{name}.md", args.write, args.output)
     env = {k: v for k, v in os.environ.items() if k != "LIGHTNING_SSL_RUN_DIR"}
     if args.profile:
         env[ENV_VAR] = str(workdir / "zoo")
     start, load_start = time.perf_counter(), os.getloadavg()[0]
     workdir.mkdir(parents=True, exist_ok=True)
-    test_labels = budget_counts(profile, 0)[1]
-    if profile.task == "classification" and not test_labels:
-        sys.exit(f"{profile.name}: the data has no test split with class labels, so nothing can be scored; give it one "
-                 "(e.g. data.test_fraction=0.2 for image_folder)")
-    curves = pretrain_missing(profile, workdir, env)
-    _with_groups(profile, env)
-    cells, examples = run_matrix(profile, workdir, env, args.resume)
+    if not args.resume:
+        (workdir / DONE_FILE).unlink(missing_ok=True)
+    tests = [budget_counts(profile, 0)[1] for profile in profiles]
+    for profile, test_labels in zip(profiles, tests):
+        if profile.task == "classification" and not test_labels:
+            sys.exit(f"{profile.name} {profile.part}: the data has no test split with class labels, so nothing can be "
+                     "scored; give it one (e.g. data.test_fraction=0.2 for image_folder)")
+    curves: dict[str, list[dict[str, float]]] = {}
+    for profile in profiles:
+        curves.update(pretrain_missing(profile, workdir, env))
+    sections = []
+    for profile, test_labels in zip(profiles, tests):
+        _with_groups(profile, env)
+        cells, examples = run_matrix(profile, workdir, env)
+        png = output.with_name(f"{output.stem}{'_' + profile.part if profile.part else ''}.png")
+        plot(profile, cells, curves, png)
+        sections.append(part_section(profile, cells, examples, png, test_labels))
     seconds, loads = time.perf_counter() - start, (load_start, os.getloadavg()[0])
-    plot(profile, cells, curves, output.with_suffix(".png"))
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(report(profile, cells, examples, curves, output.with_suffix(".png"), seconds, loads, test_labels))
+    output.write_text(report(profiles, sections, curves, seconds, loads))
     print(output.read_text())
     print(f"report written to {output}")
 
