@@ -16,7 +16,7 @@ from lightning_ssl.data.brats import BraTSDataModule
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.intensity import normalise_mri
 from lightning_ssl.train import pretrain
-from lightning_ssl.transforms.brats_labels import brats_regions
+from lightning_ssl.metrics.brats_labels import brats_regions
 
 SHAPE = (24, 24, 16)
 OLD = ("_", ("t1", "t1ce", "t2", "flair"))

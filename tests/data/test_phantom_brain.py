@@ -15,7 +15,7 @@ from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.phantom_brain import PhantomBrainMRIDataModule
 from lightning_ssl.data.phantoms import BrainMRIPhantom, brain_mri_phantom
 from lightning_ssl.train import pretrain
-from lightning_ssl.transforms.brats_labels import brats_regions
+from lightning_ssl.metrics.brats_labels import brats_regions
 
 SMALL = (48, 48, 32)
 T1, T1CE, T2, FLAIR = range(4)
