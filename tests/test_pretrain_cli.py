@@ -11,6 +11,8 @@ import torch
 from helpers import tiny
 
 from lightning_ssl.cli import main
+from lightning_ssl.config import build_config
+from lightning_ssl.train import pretrain
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,6 +73,14 @@ def test_resume_last_continues_the_same_run_with_one_override(tmp_path):
     assert resumed["global_step"] == 4
     assert resumed["optimizer_states"][0]["state"], "optimiser state was not kept"
     assert sorted(p.name for p in (run_dir / "logs").iterdir()) == ["version_0", "version_1"]
+
+
+@pytest.mark.slow
+def test_a_run_that_stops_between_validations_validates_its_last_step(tmp_path):
+    # 3 training batches per epoch: max_steps=2 stops inside the first epoch, before its validation
+    result = pretrain(build_config(tiny(tmp_path, "trainer.max_steps=2", "zoo.publish=false")))
+    assert "val/loss" in result.metrics
+    assert torch.load(result.best_checkpoint, weights_only=True)["global_step"] == 2
 
 
 def test_resume_without_a_run_says_how_to_start(tmp_path, capsys):

@@ -81,6 +81,13 @@ def test_linear_probe_leaves_the_encoder_unchanged(tmp_path: Path, genesis_entry
     assert torch.equal(torch.cat([v.float().flatten() for v in encoder.values()]), _flat(zoo.load(genesis_entry)))
 
 
+def test_a_missing_zoo_entry_names_the_make_pretrain_that_creates_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no entry 'chen_phantom_ct' in the zoo store .*: make pretrain METHOD=chen DATA=phantom_ct$"):
+        build_finetune(*tiny(tmp_path), "method.init=zoo:chen_phantom_ct")
+    with pytest.raises(ConfigError, match=r": make pretrain METHOD=<method> DATA=<data> zoo.name=mine zoo.store=.*other$"):
+        build_finetune(*tiny(tmp_path), "method.init=zoo:mine", f"zoo.store={tmp_path / 'other'}")
+
+
 def test_bad_init_and_mismatched_entries_fail_with_what_to_do(tmp_path: Path, genesis_entry: str) -> None:
     with pytest.raises(ConfigError, match="neither 'scratch' nor 'zoo:NAME'"):
         build_finetune(*tiny(tmp_path), "method.init=simclr")
