@@ -55,6 +55,7 @@ def test_per_sample_labels_and_multi_channel_rows_are_named_in_the_caption() -> 
     assert_readable(render_preview(preview), rows=1, columns=2)
 
 
+@pytest.mark.slow
 def test_csv_logger_writes_a_readable_2d_png_with_its_caption(tmp_path: Path) -> None:
     result = pretrain(build_config(tiny(tmp_path, "trainer.max_steps=2", "zoo.publish=false", *TWO_D)))
     (png,) = result.run_dir.glob("logs/version_0/images/val_original_corrupted_restored_step*.png")
@@ -63,6 +64,7 @@ def test_csv_logger_writes_a_readable_2d_png_with_its_caption(tmp_path: Path) ->
     assert RESTORATION_ROWS in picture.text["Description"] and picture.text["Title"] == "val/original_corrupted_restored"
 
 
+@pytest.mark.slow
 def test_no_picture_when_image_logging_is_off(tmp_path: Path) -> None:
     result = pretrain(build_config(tiny(tmp_path, "trainer.max_steps=1", "zoo.publish=false", "method.log_images_every_n_epochs=0")))
     assert (result.run_dir / "logs" / "version_0").is_dir() and not list(result.run_dir.rglob("*.png"))

@@ -60,6 +60,7 @@ def test_make_pretrain_genesis_publishes_to_the_zoo(tmp_path):
     assert encoder(torch.rand(1, 1, 32, 32, 16))[-1].shape == (1, 16, 8, 8, 4)
 
 
+@pytest.mark.slow
 def test_resume_last_continues_the_same_run_with_one_override(tmp_path):
     runs = tmp_path / "runs"
     assert main(["pretrain", *tiny(runs, "trainer.max_steps=2", "zoo.publish=false")]) == 0

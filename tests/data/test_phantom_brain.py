@@ -194,6 +194,7 @@ def test_bad_configs_say_what_to_fix() -> None:
         datamodule(volume_shape=[48, 48, 16], patch_size=[16, 16, 8])
 
 
+@pytest.mark.slow
 def test_genesis_runs_on_the_brain_phantom(tmp_path) -> None:
     assert DATASETS["phantom_brain_mri"] is PhantomBrainMRIDataModule
     overrides = [
