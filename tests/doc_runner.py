@@ -29,7 +29,13 @@ TINY_DATA = {
     "phantom_ct": ("data.num_patients=8", "data.volume_shape=[48,48,32]", "data.patch_size=[32,32,16]", "data.patches_per_volume=4", "data.batch_size=2"),
     "phantom_brain_mri": ("data.num_patients=8", "data.volume_shape=[48,48,32]", "data.patch_size=[32,32,16]", "data.patches_per_volume=4", "data.batch_size=2"),
     "phantom_xray": ("data.num_patients=24", "data.patch_size=[32,32]", "data.batch_size=4"),
-    "multitask": ("data.patch_size=[32,32]", "data.batch_size=4", "data.classification.num_patients=24", "data.segmentation.num_patients=24"),
+    "multitask": (
+        "data.patch_size=[32,32]",
+        "data.batch_size=4",
+        "data.classification.num_patients=24",
+        "data.classification.label_budget=6",
+        "data.segmentation.num_patients=24",
+    ),
 }
 
 
