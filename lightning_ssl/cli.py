@@ -162,5 +162,5 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USER_ERROR
         if type(error).__name__ not in ("TrainingStopped", "SIGTERMException"):
             raise
-        print(f"{error or 'stopped by SIGTERM'}: last.ckpt is saved; continue with the same command and resume=last", file=sys.stderr)
+        print(f"{str(error) or 'stopped by SIGTERM'}: last.ckpt is saved; continue with the same command and resume=last", file=sys.stderr)
         return EXIT_STOPPED

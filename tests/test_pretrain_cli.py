@@ -99,3 +99,16 @@ def test_config_error_is_one_line_naming_the_key(capsys):
     assert main(["pretrain", "--trainer.max_epoch=3"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "'trainer.max_epoch'" in err and "trainer.max_epochs" in err
+
+
+def test_a_run_stopped_by_sigterm_during_validation_says_how_to_continue_and_exits_143(monkeypatch, capsys):
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    import lightning_ssl.cli as cli
+
+    def stopped(*args):
+        raise SIGTERMException()  # what Lightning raises when the signal arrives outside a training step
+
+    monkeypatch.setattr(cli, "_run_command", stopped)
+    assert main(["pretrain"]) == 143
+    assert capsys.readouterr().err.strip() == "stopped by SIGTERM: last.ckpt is saved; continue with the same command and resume=last"
