@@ -20,7 +20,7 @@ STAMP := $(VENV)/.installed
 # make variables; pass them on to the CLI like ARGS.
 CONFIG_OVERRIDES = $(foreach v,$(sort $(.VARIABLES)),$(if $(and $(findstring .,$(v)),$(filter command line,$(origin $(v)))),$(v)=$($(v))))
 
-.PHONY: install pretrain finetune test test-fast zoo-list benchmark benchmarks clean
+.PHONY: install pretrain finetune lint-imports test test-fast zoo-list benchmark benchmarks clean
 
 install: $(STAMP)
 
@@ -37,10 +37,16 @@ pretrain: $(STAMP)
 finetune: $(STAMP)
 	$(PY) -m lightning_ssl finetune $(strip method.task=$(TASK) method.init=$(INIT) $(if $(DATA),data=$(DATA)) $(if $(LABELS),data.label_budget=$(LABELS)) $(CONFIG_OVERRIDES) $(ARGS))
 
-test: $(STAMP)
+# The layers of the package (setup.cfg [importlinter]) are checked before the tests.
+lint-imports: $(STAMP)
+	$(VENV)/bin/lint-imports --no-logo --no-cache
+
+# Everything, the slow end-to-end runs and the multi-process tests included (what CI runs).
+test: lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: $(STAMP)
+# The inner loop: every unit test, without full training runs and multi-process tests.
+test-fast: lint-imports
 	$(PY) -m pytest -m "not slow and not ddp" $(PYTEST_ARGS)
 
 zoo-list: $(STAMP)

@@ -89,6 +89,15 @@ def _help(command: str, topic: str | None, rest: list[str]) -> int:
     return 0
 
 
+# the zoo's subcommands (lightning_ssl.zoo.cli), written out here so that --help imports no torch
+ZOO_COMMANDS = (
+    "list",
+    "info NAME",
+    "publish CHECKPOINT NAME",
+    "import-builtin NAME FILE",
+    "push NAME hf://USER/REPO",
+    "export NAME --format FORMAT DIR",
+)
 HELP_TOPIC = "--help [GROUP]: the config groups, or every key of GROUP (e.g. method, data, optim) with type, default, meaning"
 
 
@@ -112,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "check-data", help="read a dataset folder (data=NAME data.root=FOLDER) and list every problem before training", add_help=False
     )
-    commands.add_parser("zoo", help="list | info NAME | publish CHECKPOINT NAME | import-builtin NAME FILE (see `zoo --help`)", add_help=False)
+    commands.add_parser("zoo", help=f"the model zoo: {' | '.join(ZOO_COMMANDS)} (see `zoo --help`)", add_help=False)
     return parser
 
 
@@ -153,5 +162,5 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USER_ERROR
         if type(error).__name__ not in ("TrainingStopped", "SIGTERMException"):
             raise
-        print(f"{error or 'stopped by SIGTERM'}: last.ckpt is saved; continue with the same command and resume=last", file=sys.stderr)
+        print(f"{str(error) or 'stopped by SIGTERM'}: last.ckpt is saved; continue with the same command and resume=last", file=sys.stderr)
         return EXIT_STOPPED

@@ -15,6 +15,11 @@ from lightning_ssl.schema import RunConfig
 
 SELECTED = {"method": "the method (method=NAME)", "data": "the dataset (data=NAME)", "network": "the network (network=NAME)"}
 USAGE = "python -m lightning_ssl {command} [key=value ...]"
+USAGES = {
+    "sweep": "python -m lightning_ssl sweep FILE [--count N] [key=value ...]  (the overrides apply to every run)",
+    "config": "python -m lightning_ssl config [--keys] [--verbose] [key=value ...]",
+    "check-data": "python -m lightning_ssl check-data data=NAME data.root=FOLDER [key=value ...]",
+}
 
 
 def field_descriptions(cls: type) -> dict[str, str]:
@@ -85,7 +90,8 @@ def command_help(command: str, topic: str | None, overrides: list[str] | None = 
 def _groups(command: str) -> str:
     from lightning_ssl.config import REGISTRIES
 
-    lines = [f"usage: {USAGE.format(command=command)}", "", "config groups (`--help GROUP` lists each key of a group):"]
+    usage = USAGES.get(command, USAGE.format(command=command))
+    lines = [f"usage: {usage}", "", "config groups (`--help GROUP` lists each key of a group):"]
     for field in dataclasses.fields(RunConfig):
         if field.name in SELECTED:
             choices = ", ".join(REGISTRIES[field.name].names())

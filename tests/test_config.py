@@ -12,9 +12,12 @@ def test_defaults_select_genesis_on_phantoms_and_name_the_run():
     assert cfg.method.corruption.local_rate == 0.5 and cfg.method.corruption.paint_rate == 0.9
 
 
-def test_experiment_yaml_overrides_dataclass_defaults():
-    cfg = build_config(["method=genesis"])
-    assert cfg.optim.name == "adam"  # experiments/pretrain/genesis.yaml
+def test_method_recipe_overrides_dataclass_defaults():
+    # values only the recipes set (lightning_ssl/methods/genesis.yaml, cpcseg.yaml); the dataclass defaults differ
+    assert build_config(["method=genesis"]).trainer.max_epochs == 3
+    cpcseg = build_config(["method=cpcseg"])
+    assert cpcseg.trainer.limit_train_batches == 8 and cpcseg.data.name == "phantom_brain_mri"
+    assert build_config(["method=cpcseg", "trainer.limit_train_batches=null"]).trainer.limit_train_batches is None
 
 
 def test_key_value_and_dash_dash_forms_are_equivalent():

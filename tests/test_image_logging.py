@@ -55,14 +55,18 @@ def test_per_sample_labels_and_multi_channel_rows_are_named_in_the_caption() -> 
     assert_readable(render_preview(preview), rows=1, columns=2)
 
 
+@pytest.mark.slow
 def test_csv_logger_writes_a_readable_2d_png_with_its_caption(tmp_path: Path) -> None:
     result = pretrain(build_config(tiny(tmp_path, "trainer.max_steps=2", "zoo.publish=false", *TWO_D)))
-    (png,) = result.run_dir.glob("logs/version_0/images/val_original_corrupted_restored_step*.png")
+    # the sanity check's picture (step 0), then the validation after the last step's
+    first, png = sorted(result.run_dir.glob("logs/version_0/images/val_original_corrupted_restored_step*.png"))
+    assert first.name.endswith("step0000000.png") and png.name.endswith("step0000002.png")
     picture = Image.open(png)
     assert_readable(np.asarray(picture.convert("RGB")), rows=3, columns=2)
     assert RESTORATION_ROWS in picture.text["Description"] and picture.text["Title"] == "val/original_corrupted_restored"
 
 
+@pytest.mark.slow
 def test_no_picture_when_image_logging_is_off(tmp_path: Path) -> None:
     result = pretrain(build_config(tiny(tmp_path, "trainer.max_steps=1", "zoo.publish=false", "method.log_images_every_n_epochs=0")))
     assert (result.run_dir / "logs" / "version_0").is_dir() and not list(result.run_dir.rglob("*.png"))
@@ -75,8 +79,9 @@ def test_tensorboard_logger_gets_a_readable_3d_picture(tmp_path: Path) -> None:
     assert main(["pretrain", *tiny(runs, "trainer.max_steps=1", "logger=tensorboard", "zoo.publish=false")]) == 0
     (run_dir,) = (runs / "genesis_phantom_ct").iterdir()
     assert list(run_dir.glob("tensorboard/version_0/events.out.tfevents.*"))
-    (image,) = tensorboard_images(run_dir / "tensorboard" / "version_0", "val/original_corrupted_restored")
-    assert_readable(image, rows=3, columns=2 * 3)
+    # the sanity check's picture, then the validation after the last step's
+    first, last = tensorboard_images(run_dir / "tensorboard" / "version_0", "val/original_corrupted_restored")
+    assert_readable(last, rows=3, columns=2 * 3)
 
 
 @pytest.mark.slow
@@ -86,7 +91,8 @@ def test_offline_wandb_logger_gets_a_readable_picture_with_its_caption(tmp_path:
     assert main(["pretrain", *tiny(runs, "trainer.max_steps=1", "logger=wandb", "zoo.publish=false", *TWO_D)]) == 0
     assert list(tmp_path.rglob("offline-run-*")), "no offline W&B run was written"
     (run_file,) = tmp_path.rglob("offline-run-*/run-*.wandb")
-    (logged,) = [row for row in wandb_history(run_file) if "val/original_corrupted_restored/captions" in row]
+    # the sanity check's picture, then the validation after the last step's
+    first, logged = [row for row in wandb_history(run_file) if "val/original_corrupted_restored/captions" in row]
     (caption,) = logged["val/original_corrupted_restored/captions"]
     assert RESTORATION_ROWS in caption
     (media,) = logged["val/original_corrupted_restored/filenames"]

@@ -11,6 +11,8 @@ import torch
 from helpers import tiny
 
 from lightning_ssl.cli import main
+from lightning_ssl.config import build_config
+from lightning_ssl.train import pretrain
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,6 +60,7 @@ def test_make_pretrain_genesis_publishes_to_the_zoo(tmp_path):
     assert encoder(torch.rand(1, 1, 32, 32, 16))[-1].shape == (1, 16, 8, 8, 4)
 
 
+@pytest.mark.slow
 def test_resume_last_continues_the_same_run_with_one_override(tmp_path):
     runs = tmp_path / "runs"
     assert main(["pretrain", *tiny(runs, "trainer.max_steps=2", "zoo.publish=false")]) == 0
@@ -71,6 +74,14 @@ def test_resume_last_continues_the_same_run_with_one_override(tmp_path):
     assert resumed["global_step"] == 4
     assert resumed["optimizer_states"][0]["state"], "optimiser state was not kept"
     assert sorted(p.name for p in (run_dir / "logs").iterdir()) == ["version_0", "version_1"]
+
+
+@pytest.mark.slow
+def test_a_run_that_stops_between_validations_validates_its_last_step(tmp_path):
+    # 3 training batches per epoch: max_steps=2 stops inside the first epoch, before its validation
+    result = pretrain(build_config(tiny(tmp_path, "trainer.max_steps=2", "zoo.publish=false")))
+    assert "val/loss" in result.metrics
+    assert torch.load(result.best_checkpoint, weights_only=True)["global_step"] == 2
 
 
 def test_resume_without_a_run_says_how_to_start(tmp_path, capsys):
@@ -88,3 +99,16 @@ def test_config_error_is_one_line_naming_the_key(capsys):
     assert main(["pretrain", "--trainer.max_epoch=3"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "'trainer.max_epoch'" in err and "trainer.max_epochs" in err
+
+
+def test_a_run_stopped_by_sigterm_during_validation_says_how_to_continue_and_exits_143(monkeypatch, capsys):
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    import lightning_ssl.cli as cli
+
+    def stopped(*args):
+        raise SIGTERMException()  # what Lightning raises when the signal arrives outside a training step
+
+    monkeypatch.setattr(cli, "_run_command", stopped)
+    assert main(["pretrain"]) == 143
+    assert capsys.readouterr().err.strip() == "stopped by SIGTERM: last.ckpt is saved; continue with the same command and resume=last"

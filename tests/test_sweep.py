@@ -32,6 +32,7 @@ def saved_config(run_dir: Path):
     return OmegaConf.load(run_dir / "config.yaml")
 
 
+@pytest.mark.slow
 def test_random_sweep_runs_offline_and_each_run_carries_its_parameters(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_MODE")  # the runner itself must keep W&B offline
     parameters = {
@@ -51,6 +52,7 @@ def test_random_sweep_runs_offline_and_each_run_carries_its_parameters(tmp_path,
     assert "WANDB_MODE" not in os.environ and "WANDB_RUN_GROUP" not in os.environ
 
 
+@pytest.mark.slow
 def test_grid_stops_when_exhausted_and_a_failed_run_does_not_stop_the_sweep(tmp_path, capsys):
     # a negative learning rate is a valid config that the optimiser refuses when the run starts
     parameters = {"optim.lr": {"values": [-1.0, 0.001]}}
@@ -145,6 +147,7 @@ SMALL_XRAY = ("data.num_patients=20", "data.patch_size=[32,32]", "data.batch_siz
               "trainer.max_steps=4", "trainer.val_check_interval=2", "trainer.enable_progress_bar=false")
 
 
+@pytest.mark.slow
 def test_finetune_sweep_chooses_on_the_best_checkpoints_validation_metric(tmp_path):
     file = write_sweep(tmp_path / "ft.yaml", {"optim.lr": {"values": [0.01, 0.001]}}, method="grid",
                        command=FINETUNE_COMMAND, metric={"name": "val/acc", "goal": "maximize"})

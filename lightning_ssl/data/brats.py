@@ -6,7 +6,7 @@ Three official layouts, recognised from the file names (cases directly under ``r
 - 2021: ``BraTS2021_00000/BraTS2021_00000_{t1,t1ce,t2,flair,seg}.nii.gz``, labels {0, 1, 2, 4};
 - 2023 and later: ``BraTS-GLI-00000-000/BraTS-GLI-00000-000-{t1n,t1c,t2w,t2f,seg}.nii.gz``, labels {0, 1, 2, 3}.
 
-Channels are always (t1, t1ce, t2, flair); labels are mapped to one canonical map (see ``transforms/brats_labels.py``).
+Channels are always (t1, t1ce, t2, flair); labels are mapped to one canonical map (see ``metrics/brats_labels.py``).
 Cases without a seg file (validation/test cases) are unlabeled: when any case has labels, the splits hold
 the labeled cases (items carry ``mask``) and ``unlabeled_dataset()`` returns the others; when none has,
 the splits hold every case and no item carries ``mask``. Whole cases are read through MONAI and cached as
@@ -46,7 +46,7 @@ from lightning_ssl.data.verify import FileCheck, Problems, verify_files
 from lightning_ssl.errors import one_line
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import ConfigError, FolderDataConfig
-from lightning_ssl.transforms.brats_labels import CONVENTIONS, MODALITIES, canonical_labels, check_label_values
+from lightning_ssl.metrics.brats_labels import CONVENTIONS, MODALITIES, canonical_labels, check_label_values
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from lightning_ssl.data.phantoms import brain_mri_phantom, patient_numbers
 from lightning_ssl.data.phantoms.brain_mri import FIELD_OF_VIEW_MM
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import ConfigError, DataConfig
-from lightning_ssl.transforms.brats_labels import MODALITIES
+from lightning_ssl.metrics.brats_labels import MODALITIES
 
 
 @dataclass

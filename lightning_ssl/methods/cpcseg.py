@@ -15,7 +15,7 @@ from lightning_ssl.metrics.evaluation import SegMetrics, log_scores, segmentatio
 from lightning_ssl.models.cpc import CPCBranch
 from lightning_ssl.registry import METHODS
 from lightning_ssl.schema import ConfigError, MethodConfig
-from lightning_ssl.transforms.brats_labels import brats_regions
+from lightning_ssl.metrics.brats_labels import brats_regions
 
 
 @dataclass
@@ -60,7 +60,7 @@ class CPCSegMethod(BaseMethod):
     training_data = "semi_supervised"
     usage_notes = (
         "The decoder's channels are softmax scores of the canonical BraTS labels: 0 background, 1 necrotic core, "
-        "2 edema, 3 enhancing tumour (lightning_ssl.transforms.brats_labels.brats_regions turns them into whole tumour, tumour "
+        "2 edema, 3 enhancing tumour (lightning_ssl.metrics.brats_labels.brats_regions turns them into whole tumour, tumour "
         "core and enhancing regions). The CPC predictor is not published."
     )
     citation = (

@@ -11,10 +11,10 @@ from monai.metrics import compute_dice, compute_hausdorff_distance
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from lightning_ssl.transforms.brats_labels import CONVENTIONS, brats_regions
+from lightning_ssl.metrics.brats_labels import CONVENTIONS, brats_regions
 
 REGION_KEYS = ("wt", "tc", "et")
-"""Short names of the regions of ``lightning_ssl.transforms.brats_labels.REGION_NAMES``, in that order."""
+"""Short names of the regions of ``lightning_ssl.metrics.brats_labels.REGION_NAMES``, in that order."""
 
 
 def to_canonical(labels: torch.Tensor, convention: str) -> torch.Tensor:

@@ -116,3 +116,13 @@ class StopOnSigterm(pl.Callback):
         """SIGTERM met outside a training step (Lightning stopped during validation): save there."""
         if isinstance(exception, SIGTERMException) and not self.saved:
             self._save(trainer)
+
+
+class ValidateAtLastStep(pl.Callback):
+    """Validate after the step that reaches ``trainer.max_steps`` even when it falls between validations, so every run
+    ends with validation metrics (what a sweep chooses on) and a best checkpoint of its final weights."""
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Ask Lightning to stop after this step when it is the last: a stopping loop validates before it ends."""
+        if 0 <= trainer.max_steps <= trainer.global_step:
+            trainer.should_stop = True

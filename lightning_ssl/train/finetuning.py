@@ -16,6 +16,7 @@ from lightning_ssl.config import registered
 from lightning_ssl.data.base import BaseDataModule
 from lightning_ssl.errors import ConfigError
 from lightning_ssl.methods.base import BaseMethod
+from lightning_ssl.registry import DATASETS, METHODS
 from lightning_ssl.train.folders import ResumeTarget
 from lightning_ssl.train.run import open_run
 
@@ -54,12 +55,39 @@ def zoo_entry(init: str) -> str | None:
     return reference
 
 
+def pretrain_command(name: str, cfg: DictConfig) -> str:
+    """The ``make pretrain`` command that publishes zoo entry ``name`` to ``cfg``'s store (``<method>_<data>`` is the
+    name a run publishes by default; another name is chosen with ``zoo.name``)."""
+    words = [f"zoo.name={name}"]
+    for method in sorted(METHODS.names(), key=len, reverse=True):
+        data = name.removeprefix(f"{method}_")
+        if data != name and data in DATASETS.names():
+            words = [f"METHOD={method}", f"DATA={data}"]
+            if data == cfg.data.name and cfg.data.get("root"):
+                words.append(f"data.root={cfg.data.root}")
+            break
+    else:
+        words = ["METHOD=<method>", "DATA=<data>", *words]
+    if cfg.zoo.store:
+        words.append(f"zoo.store={cfg.zoo.store}")
+    return " ".join(["make pretrain", *words])
+
+
 def with_entry_network(cfg: DictConfig, datamodule: BaseDataModule) -> DictConfig:
     """``cfg`` with the network of the zoo entry ``method.init`` names (scratch keeps its own), checked against the data."""
     entry = zoo_entry(cfg.method.init)
     if entry is None:
         return cfg
-    architecture = zoo.metadata(entry, store=cfg.zoo.store)["architecture"]
+    try:
+        architecture = zoo.metadata(entry, store=cfg.zoo.store)["architecture"]
+    except zoo.ZooNotFoundError:
+        name, _ = zoo.store.parse_ref(entry)
+        if zoo.store.versions(name, cfg.zoo.store):
+            raise
+        raise ConfigError(
+            f"method.init=zoo:{entry}: no entry {name!r} in the zoo store {zoo.store.store_root(cfg.zoo.store)}; "
+            f"pretrain it first: {pretrain_command(name, cfg)}"
+        ) from None
     kwargs = dict(architecture.get("kwargs", {}))
     info = datamodule.info
     for key in ("spatial_dims", "in_channels"):

@@ -12,7 +12,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from lightning_ssl.errors import ConfigError, one_line
 from lightning_ssl.schema import plain
-from lightning_ssl.train.callbacks import RandomStates, ResumePosition, StopOnSigterm
+from lightning_ssl.train.callbacks import RandomStates, ResumePosition, StopOnSigterm, ValidateAtLastStep
 from lightning_ssl.train.folders import CHECKPOINT_DIR, LAST_CHECKPOINT
 from lightning_ssl.train.images import ImageLogging
 
@@ -35,8 +35,9 @@ def build_trainer(
     cfg: DictConfig, run_dir: Path, datamodule: Any = None, monitor: str = "val/loss", mode: str = "min"
 ) -> tuple[pl.Trainer, ModelCheckpoint]:
     """A Trainer with the best checkpoint on ``monitor``, ``last.ckpt`` every ``checkpoint.every_n_steps`` steps and at
-    every validation, random states in checkpoints, a clean stop on SIGTERM, LR monitor, image logging (the method's
-    preview every ``method.log_images_every_n_epochs`` epochs), progress bar and loggers.
+    every validation, random states in checkpoints, a clean stop on SIGTERM, a validation after the last step, LR
+    monitor, image logging (the method's preview every ``method.log_images_every_n_epochs`` epochs), progress bar and
+    loggers.
 
     ``datamodule``: its training samplers learn where a resumed epoch stopped. Every process reads its own share of
     the data from the DataModule's samplers, so Lightning's distributed sampler is off.
@@ -46,7 +47,7 @@ def build_trainer(
     best = ModelCheckpoint(
         dirpath=folder, filename="best-{epoch}-{step}", monitor=monitor, mode=mode, save_top_k=1, save_last=True, enable_version_counter=False
     )
-    callbacks: list[pl.Callback] = [best, RandomStates(), StopOnSigterm(run_dir / LAST_CHECKPOINT)]
+    callbacks: list[pl.Callback] = [best, RandomStates(), StopOnSigterm(run_dir / LAST_CHECKPOINT), ValidateAtLastStep()]
     if cfg.checkpoint.every_n_steps > 0:
         callbacks.append(
             ModelCheckpoint(

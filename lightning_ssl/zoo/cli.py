@@ -19,7 +19,7 @@ from lightning_ssl.zoo.push import push
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one zoo command; return the exit status (errors are printed as one line on stderr)."""
-    parser = argparse.ArgumentParser(prog="zoo", description="The lightning_ssl model zoo.")
+    parser = argparse.ArgumentParser(prog="python -m lightning_ssl zoo", description="The lightning_ssl model zoo.")
     parser.add_argument("--store", default=None, help="store directory (default: $LIGHTNING_SSL_ZOO or ~/.cache/lightning_ssl/zoo)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="list the entries")

@@ -16,7 +16,7 @@ from lightning_ssl.data.brats import BraTSDataModule
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.intensity import normalise_mri
 from lightning_ssl.train import pretrain
-from lightning_ssl.transforms.brats_labels import brats_regions
+from lightning_ssl.metrics.brats_labels import brats_regions
 
 SHAPE = (24, 24, 16)
 OLD = ("_", ("t1", "t1ce", "t2", "flair"))
@@ -269,6 +269,7 @@ def test_check_data_prints_the_summary_and_fails_on_a_broken_case(tmp_path, caps
     assert "BraTS-GLI-00001-000-t1n.nii.gz" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_genesis_3d_runs_on_brats(tmp_path):
     root = write_set(tmp_path / "data", labeled=3, unlabeled=1)
     run = ["method=genesis", "data=brats", f"data.root={root}", "data.patch_size=[16,16,8]", f"output_dir={tmp_path}", *MODEL_RUN]
@@ -276,6 +277,7 @@ def test_genesis_3d_runs_on_brats(tmp_path):
     assert result.last_checkpoint.is_file()
 
 
+@pytest.mark.slow
 def test_simclr_on_axial_slices(tmp_path):
     root = write_set(tmp_path / "data", labeled=3)
     run = ["method=simclr", "data=brats", f"data.root={root}", "data.spatial_dims=2", "data.patch_size=[16,16]"]
@@ -283,6 +285,7 @@ def test_simclr_on_axial_slices(tmp_path):
     assert result.last_checkpoint.is_file()
 
 
+@pytest.mark.slow
 def test_real_brats_2023_cases():
     root = shared_file("brats/BraTS-GLI-90001-000").parent
     dm = setup(root, patch_size=[32, 32, 16], val_fraction=0.0, cache="memory", with_masks=True)  # each case is read once

@@ -127,6 +127,7 @@ def test_train_images_of_test_patients_are_left_out_unless_asked(chex, caplog):
     assert len(kept.train_dataset) + len(kept.val_dataset) == COUNTS["train"] + COUNTS["val"] + 1
 
 
+@pytest.mark.slow
 def test_no_patient_of_the_real_chest_xrays_is_in_two_splits(caplog):
     root = shared_file("chest_xray_224/chest_xray")
     with caplog.at_level(logging.WARNING):
@@ -265,6 +266,7 @@ def test_check_data_prints_the_summary(chex, capsys):
     assert test_row.split()[1:3] == [str(COUNTS["test"]), "4"]
 
 
+@pytest.mark.slow
 def test_simclr_with_the_patient_metadata_head_runs_on_chex(chex, tmp_path, caplog):
     overrides = [
         "method=simclr",

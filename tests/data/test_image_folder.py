@@ -208,6 +208,7 @@ def test_check_data_on_real_xrays(capsys):
     assert "problems found: 0" in out and "1x256x256" in out and "0, 1" in out
 
 
+@pytest.mark.slow
 def test_chen_runs_on_real_xrays(tmp_path):
     overrides = [
         "method=chen",

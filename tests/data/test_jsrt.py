@@ -205,6 +205,7 @@ def test_data_jsrt_resolves_from_the_command_line():
     assert data.spatial_dims == 2 and list(data.patch_size) == [256, 256] and data.mask == "auto" and data.split == "auto"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["simclr", "chen"])
 def test_pretrains_on_jsrt_for_two_steps(jsrt, tmp_path, method):
     overrides = [

@@ -263,6 +263,7 @@ def test_data_luna16_resolves_with_the_models_genesis_defaults():
     assert list(data.patch_size) == [64, 64, 32] and data.patches_per_volume == 32 and data.spatial_dims == 3
 
 
+@pytest.mark.slow
 def test_genesis_pretrains_on_luna16_for_two_steps(luna, tmp_path):
     overrides = [
         "method=genesis",

@@ -15,7 +15,7 @@ from lightning_ssl.data.errors import DataError
 from lightning_ssl.data.phantom_brain import PhantomBrainMRIDataModule
 from lightning_ssl.data.phantoms import BrainMRIPhantom, brain_mri_phantom
 from lightning_ssl.train import pretrain
-from lightning_ssl.transforms.brats_labels import brats_regions
+from lightning_ssl.metrics.brats_labels import brats_regions
 
 SMALL = (48, 48, 32)
 T1, T1CE, T2, FLAIR = range(4)
@@ -194,6 +194,7 @@ def test_bad_configs_say_what_to_fix() -> None:
         datamodule(volume_shape=[48, 48, 16], patch_size=[16, 16, 8])
 
 
+@pytest.mark.slow
 def test_genesis_runs_on_the_brain_phantom(tmp_path) -> None:
     assert DATASETS["phantom_brain_mri"] is PhantomBrainMRIDataModule
     overrides = [

@@ -121,6 +121,7 @@ def test_three_dimensions_are_refused() -> None:
         datamodule(spatial_dims=3, patch_size=[32, 32, 16])
 
 
+@pytest.mark.slow
 def test_a_tiny_cnn_tells_pneumonia_from_normal() -> None:
     dm = datamodule(num_patients=400, val_fraction=0.25, test_fraction=0.25)
     train, test = dm.train_dataset, dm.test_dataset
@@ -149,6 +150,7 @@ def test_a_tiny_cnn_tells_pneumonia_from_normal() -> None:
     assert accuracy > 0.8, f"held-out accuracy {accuracy:.2f}"
 
 
+@pytest.mark.slow
 def test_simclr_runs_on_the_xray_phantom(tmp_path) -> None:
     assert DATASETS["phantom_xray"] is PhantomXRayDataModule
     overrides = [

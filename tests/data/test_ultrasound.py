@@ -195,6 +195,7 @@ def test_busi_check_data_and_label_budget(tmp_path, capsys):
         _setup(BUSIDataModule, tmp_path, label_budget=50).budget_indices()
 
 
+@pytest.mark.slow
 def test_chen_runs_on_busi(tmp_path):
     _busi(tmp_path / "data")
     overrides = [

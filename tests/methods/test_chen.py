@@ -42,6 +42,7 @@ def test_patches_too_large_for_the_image_fail_with_the_sizes() -> None:
         method.training_step({"image": torch.rand(2, 1, 32, 32)}, 0)
 
 
+@pytest.mark.slow
 def test_run_publishes_encoder_and_decoder(tmp_path) -> None:
     result = pretrain(build_config(tiny(tmp_path, "method=chen", "trainer.max_steps=2")))
     assert {p.name for p in result.zoo_entry.glob("*.safetensors")} == {"encoder.safetensors", "decoder.safetensors"}

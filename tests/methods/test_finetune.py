@@ -27,6 +27,7 @@ def genesis_entry(tmp_path: Path) -> str:
     return "tiny_genesis"
 
 
+@pytest.mark.slow
 def test_zoo_init_starts_from_the_published_weights_and_scratch_does_not(tmp_path: Path, genesis_entry: str) -> None:
     published = _flat(zoo.load(genesis_entry))
     common = (*tiny(tmp_path), "method=finetune")
@@ -45,6 +46,7 @@ def test_segmentation_takes_the_decoder_except_its_output_layer(tmp_path: Path, 
     assert own["head.conv.conv.weight"].shape[0] == 2 and "from scratch" in report["decoder"]
 
 
+@pytest.mark.slow
 def test_classification_run_writes_test_metrics(tmp_path: Path, genesis_entry: str) -> None:
     result = finetune(
         build_config(
@@ -65,6 +67,7 @@ def test_classification_run_writes_test_metrics(tmp_path: Path, genesis_entry: s
     assert previews and "sample 1: true " in Image.open(previews[0]).text["Description"]
 
 
+@pytest.mark.slow
 def test_segmentation_run_reports_dice_and_hd95(tmp_path: Path) -> None:
     result = finetune(build_config([*tiny(tmp_path), "method=finetune", "method.task=segmentation", "trainer.max_steps=2"]))
     assert {"test/dice", "test/dice_class1", "test/hd95_class1"} <= set(result.metrics)
@@ -73,12 +76,20 @@ def test_segmentation_run_reports_dice_and_hd95(tmp_path: Path) -> None:
     assert previews and "rows from top: image, predicted, true" in Image.open(previews[0]).text["Description"]
 
 
+@pytest.mark.slow
 def test_linear_probe_leaves_the_encoder_unchanged(tmp_path: Path, genesis_entry: str) -> None:
     args = [*tiny(tmp_path), "method=finetune", f"method.init=zoo:{genesis_entry}", "method.mode=linear", "trainer.max_steps=3"]
     result = finetune(build_config(args))
     trained = torch.load(result.best_checkpoint or next(result.run_dir.glob("checkpoints/*.ckpt")), weights_only=True)
     encoder = {k[len("network.encoder.") :]: v for k, v in trained["state_dict"].items() if k.startswith("network.encoder.")}
     assert torch.equal(torch.cat([v.float().flatten() for v in encoder.values()]), _flat(zoo.load(genesis_entry)))
+
+
+def test_a_missing_zoo_entry_names_the_make_pretrain_that_creates_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no entry 'chen_phantom_ct' in the zoo store .*: make pretrain METHOD=chen DATA=phantom_ct$"):
+        build_finetune(*tiny(tmp_path), "method.init=zoo:chen_phantom_ct")
+    with pytest.raises(ConfigError, match=r": make pretrain METHOD=<method> DATA=<data> zoo.name=mine zoo.store=.*other$"):
+        build_finetune(*tiny(tmp_path), "method.init=zoo:mine", f"zoo.store={tmp_path / 'other'}")
 
 
 def test_bad_init_and_mismatched_entries_fail_with_what_to_do(tmp_path: Path, genesis_entry: str) -> None:
@@ -90,6 +101,7 @@ def test_bad_init_and_mismatched_entries_fail_with_what_to_do(tmp_path: Path, ge
         build_method("finetune", *tiny(tmp_path), "method.task=segmentation", "method.mode=linear")
 
 
+@pytest.mark.slow
 def test_brain_segmentation_reports_dice_and_hd95_per_brats_region(tmp_path: Path) -> None:
     args = ["method=finetune", "method.task=segmentation", "data=phantom_brain_mri", "data.num_patients=6", "data.batch_size=2",
             "network.features=[4,8,16]", "method.seg_classes=4", "method.seg_metrics=brats_regions", "trainer.max_steps=2",

@@ -37,6 +37,7 @@ def test_missing_image_key_is_reported():
         _method(2, "[64,64]").training_step({"img": torch.rand(2, 1, 64, 64)}, 0)
 
 
+@pytest.mark.slow
 def test_run_logs_an_image_grid_and_saves_config_and_checkpoints(tmp_path):
     cfg = build_config(tiny(tmp_path, "trainer.max_steps=2"))
     result = pretrain(cfg)

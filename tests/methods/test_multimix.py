@@ -131,6 +131,7 @@ def _metrics_rows(output_dir: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(log_file.open()))
 
 
+@pytest.mark.slow
 def test_cli_run_validates_both_tasks_and_publishes_encoder_and_decoder(tmp_path: Path) -> None:
     one_short_epoch = ["trainer.limit_train_batches=2", "trainer.max_epochs=1"]
     assert main(["pretrain", "method=multimix", *TINY, *one_short_epoch, f"output_dir={tmp_path}"]) == 0

@@ -46,6 +46,7 @@ def test_restoration_refuses_an_encoder_without_decoder() -> None:
         build_method("chen", "network=resnet", "data.spatial_dims=2", "data.patch_size=[32,32]")
 
 
+@pytest.mark.slow
 def test_run_publishes_only_the_encoder(tmp_path: Path) -> None:
     result = pretrain(build_config(tiny(tmp_path, "method=simclr", "trainer.max_steps=2")))
     assert [p.name for p in result.zoo_entry.glob("*.safetensors")] == ["encoder.safetensors"]

@@ -23,6 +23,7 @@ class RecordingRun:
         self.logged.append((artifact, aliases))
 
 
+@pytest.mark.slow
 def test_online_run_uploads_the_published_entry_as_a_model_artifact(tmp_path: Path, monkeypatch) -> None:
     pytest.importorskip("wandb")
     run = RecordingRun()

@@ -43,6 +43,7 @@ def official_file(official_state: dict[str, torch.Tensor], tmp_path_factory: pyt
     return path
 
 
+@pytest.mark.slow
 def test_genesis_chest_ct_downloads_from_the_hub_converts_and_loads(
     official_file: Path, official_state: dict[str, torch.Tensor], fake_hub: FakeHub
 ) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lightning_ssl.data.phantoms.noise import smooth_noise
-from lightning_ssl.transforms.brats_labels import BACKGROUND, EDEMA, ENHANCING, NECROTIC_CORE
+from lightning_ssl.metrics.brats_labels import BACKGROUND, EDEMA, ENHANCING, NECROTIC_CORE
 
 _MIN_AXIS = 32
 FIELD_OF_VIEW_MM = np.array([192.0, 192.0, 128.0])  # (X, Y, Z) extent of every volume, whatever its shape
