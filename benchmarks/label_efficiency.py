@@ -20,6 +20,7 @@ import csv
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -185,32 +186,36 @@ def run_logged(command: list[str], log_file: Path, env: dict[str, str]) -> None:
         sys.exit(f"failed ({done.returncode}): {shlex.join(command)}\n--- last lines of {log_file} ---\n{tail}")
 
 
-def pretrain(profile: Profile, init: Init, entry: str, workdir: Path, env: dict[str, str], cell_args: list[str]) -> None:
-    """Train ``entry`` with the init's method unless the store has it (an interrupted attempt is resumed)."""
+def pretrain(profile: Profile, init: Init, entry: str, workdir: Path, env: dict[str, str], cell_args: list[str],
+             resume: bool) -> None:
+    """Train ``entry`` with the init's method unless the store has it; with ``resume`` an interrupted attempt continues,
+    otherwise an earlier attempt's folder is cleared first."""
     if zoo.versions(entry, env.get(ENV_VAR)):
         return
     if init.method is None:
         sys.exit(f"zoo entry {entry!r} is missing and the profile says no method to pretrain it with")
     folder = workdir / "pretrain" / entry
-    resume = ["resume=last"] if list(folder.glob("*/*/checkpoints/last.ckpt")) else []
+    if not resume:
+        shutil.rmtree(folder, ignore_errors=True)
+    resuming = ["resume=last"] if resume and list(folder.glob("*/*/checkpoints/last.ckpt")) else []
     data = init.pretrain_data or (profile.data_args if init.per_cell else profile.pretrain_data_args)
     command = cli("pretrain", f"method={init.method}", *data, *profile.groups[init.group], *profile.pretrain_args,
                   *init.pretrain_args, *cell_args, f"zoo.name={entry}", f"output_dir={folder}",
-                  "trainer.enable_progress_bar=false", *resume)
+                  "trainer.enable_progress_bar=false", *resuming)
     print(f"{'training' if init.per_cell else 'pretraining'} {entry}: {shlex.join(command[3:])}", flush=True)
     start = time.perf_counter()
     run_logged(command, workdir / "logs" / f"pretrain_{entry}.log", env)
     print(f"  done in {(time.perf_counter() - start) / 60:.1f} min", flush=True)
 
 
-def pretrain_missing(profile: Profile, workdir: Path, env: dict[str, str]) -> dict[str, list[dict[str, float]]]:
+def pretrain_missing(profile: Profile, workdir: Path, env: dict[str, str], resume: bool) -> dict[str, list[dict[str, float]]]:
     """Pretrain every shared init whose entry is not in the store yet; the validation curve (per epoch) of each."""
     curves = {}
     for init in profile.inits:
         if init.entry is None or init.per_cell:
             continue
         if init.entry not in zoo.BUILTIN:
-            pretrain(profile, init, init.entry, workdir, env, [])
+            pretrain(profile, init, init.entry, workdir, env, [], resume)
         curves[init.name] = pretraining_curve(workdir / "pretrain" / init.entry)
     return curves
 
@@ -260,7 +265,7 @@ def one_class(run: dict[str, float]) -> bool:
     return bool(counts) and sum(1 for value in counts if value > 0) == 1
 
 
-def run_matrix(profile: Profile, workdir: Path, env: dict[str, str]) -> tuple[list[Cell], dict[str, str]]:
+def run_matrix(profile: Profile, workdir: Path, env: dict[str, str], resume: bool) -> tuple[list[Cell], dict[str, str]]:
     """Every cell of the matrix (cells recorded as finished in the work folder are read back, not run again), and the
     command of one cell per init as an example."""
     done_file = workdir / DONE_FILE
@@ -284,7 +289,7 @@ def run_matrix(profile: Profile, workdir: Path, env: dict[str, str]) -> tuple[li
         else:
             if cell.init.per_cell:
                 cell_args = [f"data.label_budget={cell.budget}", f"seed={seed}", f"data.seed={seed}"]
-                pretrain(profile, cell.init, cell.init.cell_entry(cell.budget, seed), workdir, env, cell_args)
+                pretrain(profile, cell.init, cell.init.cell_entry(cell.budget, seed), workdir, env, cell_args, resume)
             run_logged(command, workdir / "logs" / f"{output.name}.log", env)
             (record,) = sorted(output.glob(f"*/*/{TEST_METRICS}"))[-1:]
             cell.runs[seed] = json.loads(record.read_text())["metrics"]
@@ -318,13 +323,18 @@ def paired(cell: Cell, scratch: Cell, metric: str) -> tuple[float, float, float]
     return float(diff.mean()), float(error), p
 
 
+def p_text(p: float) -> str:
+    """A p-value to two significant digits; ``–`` when the paired differences are all equal (no test possible)."""
+    return "–" if np.isnan(p) else f"{p:.2g}"
+
+
 def gain_text(cell: Cell, scratch: Cell | None, metric: str) -> str:
     """The paired gain as ``+0.031 ± 0.012 (p 0.04)``, or ``–``."""
     result = paired(cell, scratch, metric) if scratch is not None else None
     if result is None:
         return "–"
     mean, error, p = result
-    return f"{mean:+.3f} ± {error:.3f} (p {p:.2g})"
+    return f"{mean:+.3f} ± {error:.3f} (p {p_text(p)})"
 
 
 def counts_text(cell: Cell) -> str:
@@ -369,7 +379,7 @@ def findings(profile: Profile, cells: list[Cell]) -> str:
         worse = sign * mean < -2 * error
         verdict = "beats" if better else "is worse than" if worse else "does not differ from"
         sentences.append(f"{cell.init.name} {verdict} {scratch_init.name} at budget {cell.budget} on {metric} "
-                         f"({mean:+.3f} ± {error:.3f} standard error, p {p:.2g}).")
+                         f"({mean:+.3f} ± {error:.3f} standard error, p {p_text(p)}).")
     flagged = [f"{c.init.name} budget {c.budget} seed {s}" for c in cells for s, run in sorted(c.runs.items()) if one_class(run)]
     one_class_line = ("Runs whose test predictions are all one class: " + "; ".join(flagged) + "."
                       if flagged else "No run predicts one class for every test image.")
@@ -526,11 +536,11 @@ def main() -> None:
                      "scored; give it one (e.g. data.test_fraction=0.2 for image_folder)")
     curves: dict[str, list[dict[str, float]]] = {}
     for profile in profiles:
-        curves.update(pretrain_missing(profile, workdir, env))
+        curves.update(pretrain_missing(profile, workdir, env, args.resume))
     sections = []
     for profile, test_labels in zip(profiles, tests):
         _with_groups(profile, env)
-        cells, examples = run_matrix(profile, workdir, env)
+        cells, examples = run_matrix(profile, workdir, env, args.resume)
         png = output.with_name(f"{output.stem}{'_' + profile.part if profile.part else ''}.png")
         plot(profile, cells, curves, png)
         sections.append(part_section(profile, cells, examples, png, test_labels))

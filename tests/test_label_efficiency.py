@@ -14,16 +14,24 @@ SMALL_XRAY = ["--data", "phantom_xray", "--data-args", "data.num_patients=29", "
 def _benchmark(tmp_path: Path, *args: str) -> str:
     report = tmp_path / "label_efficiency.md"
     env = {k: v for k, v in os.environ.items() if k != "LIGHTNING_SSL_RUN_DIR"}
-    command = [sys.executable, "benchmarks/label_efficiency.py", *SMALL_XRAY, "--output", str(report), *args]
+    command = [sys.executable, "benchmarks/label_efficiency.py", *SMALL_XRAY, "--output", str(report), "--workdir", str(tmp_path / "work"), *args]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert report.with_suffix(".png").stat().st_size > 0
     return report.read_text()
 
 
+def _label_count(cell: str) -> int:
+    """The labels of a report cell such as ``normal 2, pneumonia 2``."""
+    return sum(int(part.split()[-1]) for part in cell.split(","))
+
+
 def _rows(report: str) -> list[list[str]]:
-    lines = [line for line in report.splitlines() if line.startswith("| ") and not line.startswith("| init")]
-    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    """The cells of the results table (the one headed ``| init``)."""
+    lines = report.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| init")) + 2
+    table = lines[start : next((i for i in range(start, len(lines)) if not lines[i].startswith("| ")), len(lines))]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in table]
 
 
 @pytest.mark.slow
@@ -36,8 +44,9 @@ def test_report_has_a_row_for_every_cell_and_pretrains_the_missing_entry(tmp_pat
     assert [(r[0], r[1], r[3]) for r in rows] == [
         ("scratch", "4", "2"), ("scratch", "all", "2"), ("zoo:byol_phantom_xray", "4", "2"), ("zoo:byol_phantom_xray", "all", "2")
     ]
-    assert rows[0][2] == "4" and int(rows[1][2]) > 4
-    assert all("±" in r[4] for r in rows) and rows[0][5] == "–" and "±" in rows[2][5]
+    assert _label_count(rows[0][2]) == 4 and _label_count(rows[1][2]) > 4
+    assert rows[0][2].startswith("normal ") and ", pneumonia " in rows[0][2], "labels are counted per class"
+    assert all("±" in r[5] for r in rows) and rows[0][6] == "–" and "±" in rows[2][6]
     assert "network.features=[4,8,16]" in report, "scratch must be built like the zoo entry it is compared with"
 
 
@@ -48,5 +57,6 @@ def test_cells_run_on_two_processes(tmp_path: Path) -> None:
         tmp_path, "--inits", "scratch", "--budgets", "all", "--seeds", "1", "--steps", "2",
         "--finetune-args", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", "network.features=[4,8,16]",
     )
-    assert [r[:4] for r in _rows(report)] == [["scratch", "all", "17", "1"]]
+    (row,) = _rows(report)
+    assert [row[0], row[1], _label_count(row[2]), row[3]] == ["scratch", "all", 17, "1"]
     assert "trainer.strategy=ddp" in report

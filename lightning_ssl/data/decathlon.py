@@ -72,7 +72,7 @@ from lightning_ssl.data.verify import FileCheck, Problems, verify_files
 from lightning_ssl.errors import one_line
 from lightning_ssl.registry import DATASETS
 from lightning_ssl.schema import Choice, ConfigError, DataInfo, FolderDataConfig
-from lightning_ssl.transforms.brats_labels import label_values
+from lightning_ssl.metrics.brats_labels import label_values
 
 log = logging.getLogger(__name__)
 

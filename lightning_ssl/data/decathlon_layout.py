@@ -16,7 +16,7 @@ import numpy as np
 
 from lightning_ssl.data.errors import DataError
 from lightning_ssl.errors import one_line
-from lightning_ssl.transforms.brats_labels import label_values
+from lightning_ssl.metrics.brats_labels import label_values
 
 NIFTI = (".nii.gz", ".nii")
 

@@ -74,10 +74,13 @@ class ResumePosition(pl.Callback):
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
         """Read from the checkpoint's loop state the epoch and how many of its batches were trained; a checkpoint
-        written on an epoch's last batch continues with the next epoch."""
+        written on an epoch's last batch continues with the next epoch.
+
+        The epoch in progress is the count of completed epochs: Lightning counts an epoch as processed before its
+        closing validation (where the epoch-end checkpoint is written) and as completed only after it."""
         fit = checkpoint.get("loops", {}).get("fit_loop", {})
         batches = fit.get("epoch_loop.batch_progress", {})
-        epoch = int(fit.get("epoch_progress", {}).get("current", {}).get("processed", checkpoint.get("epoch", 0)))
+        epoch = int(fit.get("epoch_progress", {}).get("current", {}).get("completed", checkpoint.get("epoch", 0)))
         done = int(batches.get("current", {}).get("processed", 0))
         if batches.get("is_last_batch"):
             epoch, done = epoch + 1, 0
@@ -86,6 +89,15 @@ class ResumePosition(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """The training loaders exist now: loaders made later (a new epoch's) start at their beginning."""
         self.datamodule.resume_position = None
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Give the training samplers the epoch Lightning counts (``current_epoch``), just before they are iterated.
+
+        Lightning hands samplers its count of processed epochs, which a run resumed from an epoch-end checkpoint
+        counts twice (the restored epoch is processed again), so the resumed run would shuffle as one epoch later.
+        """
+        for sampler in self.datamodule.train_samplers:
+            sampler.sampler.set_epoch(trainer.current_epoch)
 
 
 class StopOnSigterm(pl.Callback):
@@ -116,6 +128,7 @@ class StopOnSigterm(pl.Callback):
         """SIGTERM met outside a training step (Lightning stopped during validation): save there."""
         if isinstance(exception, SIGTERMException) and not self.saved:
             self._save(trainer)
+            exception.args = (f"stopped by SIGTERM after step {trainer.global_step}",)  # what the command line prints
 
 
 class ValidateAtLastStep(pl.Callback):

@@ -78,7 +78,7 @@ if __name__ == "__main__":
     init_file, report, mode = sys.argv[1], sys.argv[2], sys.argv[3]
     result = report + ".pt"
     mp.start_processes(rank_run, args=(init_file, result, mode == "without_gradient"), nprocs=2, start_method="fork")
-    distributed = torch.load(result)
+    distributed = torch.load(result, weights_only=True)
     single_loss, single_gradients = single_process()
     difference = (distributed["gradients"] - single_gradients).abs().max().item()
     with open(report, "w") as handle:

@@ -122,7 +122,7 @@ def test_target_networks_are_identical_on_both_ranks(tmp_path: Path) -> None:
     args = [a for a in tiny(tmp_path) if not a.startswith("trainer.")] + ["trainer.max_steps=4"]
     done = subprocess.run([sys.executable, str(worker), str(tmp_path), *args], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    rank0, rank1 = (torch.load(tmp_path / f"targets_rank{r}.pt") for r in (0, 1))
+    rank0, rank1 = (torch.load(tmp_path / f"targets_rank{r}.pt", weights_only=True) for r in (0, 1))
     assert rank0.keys() == rank1.keys()
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
@@ -134,6 +134,8 @@ def test_target_networks_are_identical_on_both_ranks(tmp_path: Path) -> None:
 def test_learns_on_real_pneumoniamnist_and_publishes(tmp_path: Path) -> None:
     epochs, prior, entry = pneumoniamnist_run("byol", tmp_path, 3)
     assert len(epochs) == 3
-    assert epochs[-1]["val/loss"] < epochs[0]["val/loss"]
+    # BYOL's loss chases a moving target (the EMA network) and need not fall from epoch to epoch; the linear probe on
+    # the frozen features is the oracle, and a collapsed encoder (loss near 0, every view mapped to one point) fails it.
+    assert epochs[-1]["val/loss"] > 0.05, "the online and target projections agree on everything: collapse"
     assert epochs[-1]["val/probe_acc"] > prior + 0.01, f"probe accuracy {epochs[-1]['val/probe_acc']:.3f} vs class prior {prior:.3f}"
     assert (entry / "encoder.safetensors").is_file()

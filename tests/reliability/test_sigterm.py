@@ -30,7 +30,7 @@ def last_checkpoint(output: Path) -> dict:
 @pytest.mark.slow
 def test_sigterm_saves_the_step_exits_143_and_resume_continues_exactly(tmp_path: Path) -> None:
     stopped = tmp_path / "stopped"
-    process = subprocess.Popen(cli(stopped, "trainer.max_steps=100000"), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(cli(stopped, "trainer.max_steps=100000", "trainer.max_epochs=-1"), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while not list(stopped.glob("*/*/logs/version_0/hparams.yaml")) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -47,7 +47,7 @@ def test_sigterm_saves_the_step_exits_143_and_resume_continues_exactly(tmp_path:
 
     resumed = subprocess.run(cli(stopped, "resume=last", f"trainer.max_steps={step + 3}"), cwd=REPO, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    whole = subprocess.run(cli(tmp_path / "whole", f"trainer.max_steps={step + 3}"), cwd=REPO, capture_output=True, text=True)
+    whole = subprocess.run(cli(tmp_path / "whole", f"trainer.max_steps={step + 3}", "trainer.max_epochs=-1"), cwd=REPO, capture_output=True, text=True)
     assert whole.returncode == 0, whole.stderr[-2000:]
     got, expected = last_checkpoint(stopped), last_checkpoint(tmp_path / "whole")
     assert got["global_step"] == expected["global_step"] == step + 3
