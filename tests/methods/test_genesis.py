@@ -62,7 +62,8 @@ def test_validation_loss_falls_within_50_steps_on_a_real_ct(tmp_path):
             f"data.pattern={path.name}",
             "data.batch_size=4",
             "data.patches_per_volume=16",
-            "network.features=[8,16,32,64]",
+            "data.patch_size=[48,48,24]",
+            "network.features=[8,16,32]",
             f"output_dir={tmp_path}",
         ]
     )
