@@ -103,6 +103,9 @@ class Profile:
     pretrain_data_args: list[str] = field(default_factory=list)
     description: str = ""
     part: str = ""
+    # given on the command line (--pretrain-args, --finetune-args): applied over the profile's and the init's own
+    extra_pretrain_args: list[str] = field(default_factory=list)
+    extra_finetune_args: list[str] = field(default_factory=list)
 
     def scratch_of(self, group: str) -> Init | None:
         """The init a group's others are compared with: the one marked ``baseline``, else its scratch init."""
@@ -200,7 +203,7 @@ def pretrain(profile: Profile, init: Init, entry: str, workdir: Path, env: dict[
     resuming = ["resume=last"] if resume and list(folder.glob("*/*/checkpoints/last.ckpt")) else []
     data = init.pretrain_data or (profile.data_args if init.per_cell else profile.pretrain_data_args)
     command = cli("pretrain", f"method={init.method}", *data, *profile.groups[init.group], *profile.pretrain_args,
-                  *init.pretrain_args, *cell_args, f"zoo.name={entry}", f"output_dir={folder}",
+                  *init.pretrain_args, *cell_args, *profile.extra_pretrain_args, f"zoo.name={entry}", f"output_dir={folder}",
                   "trainer.enable_progress_bar=false", *resuming)
     print(f"{'training' if init.per_cell else 'pretraining'} {entry}: {shlex.join(command[3:])}", flush=True)
     start = time.perf_counter()
@@ -251,11 +254,12 @@ def budget_counts(profile: Profile, seed: int) -> tuple[dict[str, dict[str, int]
 def finetune_command(profile: Profile, init: Init, budget: str, seed: int, output: Path) -> list[str]:
     """The CLI call of one cell and seed (a per-cell init's model is scored as trained: no fine-tuning step)."""
     network = profile.groups[init.group] if init.entry is None else []
-    own = ["trainer.max_steps=0"] if init.per_cell else init.finetune_args
+    # a per-cell init's model is scored as trained, whatever the command line asks of fine-tuning
+    tail = [*profile.extra_finetune_args, "trainer.max_steps=0"] if init.per_cell else [*init.finetune_args, *profile.extra_finetune_args]
     return cli(
         "finetune", f"method.task={profile.task}", f"method.init={init.reference(budget, seed)}", *profile.data_args,
         f"data.label_budget={budget}", f"seed={seed}", f"data.seed={seed}", f"output_dir={output}", "logger=csv",
-        "trainer.enable_progress_bar=false", "zoo.publish=false", *network, *profile.finetune_args, *own,
+        "trainer.enable_progress_bar=false", "zoo.publish=false", *network, *profile.finetune_args, *tail,
     )
 
 
@@ -519,8 +523,8 @@ def main() -> None:
         profile.budgets = args.budgets or profile.budgets or ["0.01", "0.1", "1.0"]
         profile.seeds = args.seeds or profile.seeds or 3
         if args.profile:
-            profile.finetune_args = [*profile.finetune_args, *args.finetune_args]
-            profile.pretrain_args = [*profile.pretrain_args, *args.pretrain_args]
+            profile.extra_finetune_args = args.finetune_args
+            profile.extra_pretrain_args = args.pretrain_args
     output = report_path(f"label_efficiency_{name}.md", args.write, args.output)
     env = {k: v for k, v in os.environ.items() if k != "LIGHTNING_SSL_RUN_DIR"}
     if args.profile:
