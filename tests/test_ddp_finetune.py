@@ -32,7 +32,7 @@ SMALL_XRAY = [
 def _single_process_test(checkpoint: Path, cfg) -> dict[str, float]:
     datamodule = DATASETS[cfg.data.name](cfg.data)
     datamodule.setup("test")
-    method = FinetuneMethod.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=False)
+    method = FinetuneMethod.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
     return trainer.test(method, dataloaders=datamodule.test_dataloader(), verbose=False)[0], len(datamodule.test_dataset)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from PIL import Image
 
 from lightning_ssl import zoo
 from lightning_ssl.config import ConfigError, build_config
+from lightning_ssl.methods.finetune import FinetuneMethod
 from lightning_ssl.train import TEST_METRICS, finetune, pretrain
 
 
@@ -44,6 +47,20 @@ def test_segmentation_takes_the_decoder_except_its_output_layer(tmp_path: Path, 
     own = method.network.decoder.state_dict()
     assert all(torch.equal(own[k], v) for k, v in decoder.items() if not k.startswith("head."))
     assert own["head.conv.conv.weight"].shape[0] == 2 and "from scratch" in report["decoder"]
+
+
+@pytest.mark.slow
+def test_a_fine_tuned_checkpoint_predicts_the_same_after_its_zoo_entry_is_deleted(tmp_path: Path, genesis_entry: str) -> None:
+    result = finetune(build_config([*tiny(tmp_path), "method=finetune", f"method.init=zoo:{genesis_entry}", "trainer.max_steps=2"]))
+    checkpoint = result.run_dir / "checkpoints" / "last.ckpt"
+    images = torch.rand(2, 1, 32, 32, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = FinetuneMethod.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()(images)
+        shutil.rmtree(Path(os.environ["LIGHTNING_SSL_ZOO"]) / genesis_entry)
+        with pytest.raises(zoo.ZooNotFoundError):
+            zoo.load(genesis_entry)
+        after = FinetuneMethod.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()(images)
+    assert torch.equal(before, after) and before.shape == (2, 2)
 
 
 @pytest.mark.slow
