@@ -108,7 +108,7 @@ def run_multimix(cfg: DictConfig, datamodule: MultiTaskDataModule) -> tuple[RunR
     start = time.perf_counter()
     result = pretrain(cfg)
     seconds = time.perf_counter() - start
-    method = MultiMixMethod.load_from_checkpoint(result.last_checkpoint, map_location="cpu", weights_only=False)
+    method = MultiMixMethod.load_from_checkpoint(result.last_checkpoint, map_location="cpu", weights_only=True)
     rate = last_logged(result.run_dir, "train/pseudo_label_rate")
     return RunResult(seconds, score_on_test(method, datamodule)), result.zoo_entry, rate
 
