@@ -117,7 +117,8 @@ def run_labels_only(cfg: DictConfig, datamodule: MultiTaskDataModule, output_dir
     """The same network, seed and steps trained on batches of the labeled classification images only."""
     pl.seed_everything(cfg.seed, workers=True)
     method = MultiMixMethod(OmegaConf.to_container(cfg, resolve=True), datamodule.info.as_dict())
-    loader = CombinedLoader({"cls_labeled": datamodule.part_dataloader("cls_labeled")}, mode="max_size_cycle")
+    loader = CombinedLoader({"classification": {"labeled": datamodule.part_dataloader("classification", "labeled")}},
+                            mode="max_size_cycle")
     trainer, _ = build_trainer(cfg, output_dir / "labels_only")
     start = time.perf_counter()
     trainer.fit(method, train_dataloaders=loader)
@@ -133,14 +134,14 @@ def file_origin(path: Path) -> str:
 
 def data_summary(datamodule: MultiTaskDataModule) -> tuple[str, float]:
     """Images per part and split of both tasks as the DataModule holds them, and the test split's majority-class share."""
-    parts = {name: len(part) for name, (_, part) in datamodule.train_parts.items()}
+    parts = {f"{task}_{kind}": len(part) for task, kinds in datamodule.train_parts.items() for kind, part in kinds.items()}
     cls, seg = datamodule.tasks["classification"], datamodule.tasks["segmentation"]
     labels = np.asarray(cls.test_dataset.labels)
     majority = np.bincount(labels).max() / labels.size
     return (
-        f"classification (PneumoniaMNIST): {parts['cls_labeled']} labeled + {parts.get('cls_unlabeled', 0):,} unlabeled "
+        f"classification (PneumoniaMNIST): {parts['classification_labeled']} labeled + {parts.get('classification_unlabeled', 0):,} unlabeled "
         f"train images, {len(cls.val_dataset)} val, {len(cls.test_dataset)} test (majority class {majority:.3f} of test); "
-        f"segmentation (xray_lung_seg): {parts['seg_labeled']} labeled + {parts.get('seg_unlabeled', 0)} unlabeled train "
+        f"segmentation (xray_lung_seg): {parts['segmentation_labeled']} labeled + {parts.get('segmentation_unlabeled', 0)} unlabeled train "
         f"image(s), {len(seg.val_dataset)} val, {len(seg.test_dataset)} test"
     ), majority
 

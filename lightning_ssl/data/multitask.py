@@ -14,8 +14,9 @@ Design
   the segmentation set has class labels, else in a seeded random order (nested too). The rest of each training
   split is that task's unlabeled pool. The top-level ``data.label_budget`` and ``data.root`` are unused: set per task.
 - Training batches (``semi_supervised_dataloader``, also ``train_dataloader``) are a Lightning ``CombinedLoader`` in
-  ``max_size_cycle`` mode of ``{"cls_labeled": {image, label}, "cls_unlabeled": {image}, "seg_labeled": {image,
-  mask}, "seg_unlabeled": {image}}``; an empty part (e.g. the pool under a budget of "all") is absent.
+  ``max_size_cycle`` mode of ``{"classification": {"labeled": {image, label}, "unlabeled": {image}},
+  "segmentation": {"labeled": {image, mask}, "unlabeled": {image}}}``: per task, the ``labeled``/``unlabeled`` batch
+  every semi-supervised method reads; an empty part (e.g. the pool under a budget of "all") is absent.
 - Validation and test loaders are a list: index 0 classification ``{image, label}``, 1 segmentation ``{image,
   mask}`` (Lightning's ``dataloader_idx``). A task without a test split is tested on its validation split, with a
   warning.
@@ -50,7 +51,6 @@ log = logging.getLogger(__name__)
 
 TASKS = ("classification", "segmentation")
 TARGET = {"classification": "label", "segmentation": "mask"}
-PREFIX = {"classification": "cls", "segmentation": "seg"}
 SHARED_INPUT = ("spatial_dims", "in_channels", "patch_size")
 
 
@@ -128,7 +128,7 @@ class MultiTaskDataModule(BaseDataModule):
                     f"data.{key} is per task for data=multitask: set data.classification.{key} / data.segmentation.{key}"
                 )
         self.tasks = {task: task_datamodule(task, config[task]) for task in TASKS}
-        self.train_parts: dict[str, tuple[str, Dataset]] = {}
+        self.train_parts: dict[str, dict[str, Dataset]] = {}
 
     @property
     def info(self) -> DataInfo:
@@ -185,24 +185,24 @@ class MultiTaskDataModule(BaseDataModule):
             labeled, unlabeled = self.task_budget(task)
             train = datamodule.train_dataset
             parts = {
-                f"{PREFIX[task]}_labeled": TaskItems(Subset(train, labeled.tolist()), ("image", TARGET[task]), task, source),
-                f"{PREFIX[task]}_unlabeled": TaskItems(Subset(train, unlabeled.tolist()), ("image",), task, source),
+                "labeled": TaskItems(Subset(train, labeled.tolist()), ("image", TARGET[task]), task, source),
+                "unlabeled": TaskItems(Subset(train, unlabeled.tolist()), ("image",), task, source),
             }
-            for name, part in parts.items():
+            for part in parts.values():
                 if len(part):
                     check_first_item(part)
-                    self.train_parts[name] = (task, part)
+            self.train_parts[task] = {kind: part for kind, part in parts.items() if len(part)}
 
-    def part_dataloader(self, name: str) -> DataLoader:
-        """Shuffled batches of one training part (``cls_labeled``, ...), at its task's batch size."""
+    def part_dataloader(self, task: str, kind: str) -> DataLoader:
+        """Shuffled batches of one task's ``labeled`` or ``unlabeled`` training part, at its task's batch size."""
         self.setup("fit")
-        task, part = self.train_parts[name]
-        return self.tasks[task]._loader(part, shuffle=True)
+        return self.tasks[task]._loader(self.train_parts[task][kind], shuffle=True)
 
     def semi_supervised_dataloader(self) -> CombinedLoader:
         """Training batches of every non-empty part, cycled to the longest (see the module docstring)."""
         self.setup("fit")
-        return CombinedLoader({name: self.part_dataloader(name) for name in self.train_parts}, mode="max_size_cycle")
+        loaders = {task: {kind: self.part_dataloader(task, kind) for kind in parts} for task, parts in self.train_parts.items()}
+        return CombinedLoader({task: parts for task, parts in loaders.items() if parts}, mode="max_size_cycle")
 
     def train_dataloader(self) -> CombinedLoader:
         """The semi-supervised batches: MultiMix trains on nothing else."""

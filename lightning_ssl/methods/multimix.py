@@ -36,7 +36,7 @@ from lightning_ssl.registry import METHODS
 from lightning_ssl.schema import ConfigError, MethodConfig
 from lightning_ssl.transforms.fixmatch import FixMatchViewConfig, FixMatchViews
 
-PARTS = ("cls_labeled", "cls_unlabeled", "seg_labeled", "seg_unlabeled")
+TASKS = ("classification", "segmentation")
 EVALUATION_KEYS = (("image", "label"), ("image", "mask"))
 STAGES = ("val", "test")
 
@@ -175,33 +175,35 @@ class MultiMixMethod(BaseMethod):
             )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        """Supervised + FixMatch classification, Dice + consistency segmentation; parts absent from the batch are skipped."""
-        if not set(PARTS) & set(batch):
-            raise KeyError(f"method multimix needs batches with some of {list(PARTS)} (data=multitask); got {sorted(batch)}")
+        """Supervised + FixMatch classification, Dice + consistency segmentation on ``{task: {"labeled": ...,
+        "unlabeled": ...}}`` batches (data=multitask); parts absent from the batch are skipped."""
+        if not set(TASKS) & set(batch):
+            raise KeyError(f"method multimix needs batches with some of {list(TASKS)} (data=multitask); got {sorted(batch)}")
         method = self.cfg.method
+        classification, segmentation = batch.get("classification", {}), batch.get("segmentation", {})
         terms: dict[str, torch.Tensor] = {}
         sizes: dict[str, int] = {}
-        if "cls_labeled" in batch:
-            part = batch["cls_labeled"]
-            self._require(part, ("image", "label"), "cls_labeled")
+        if "labeled" in classification:
+            part = classification["labeled"]
+            self._require(part, ("image", "label"), "labeled classification")
             terms["cls"] = F.cross_entropy(self.classify(self.views.weak(part["image"])), part["label"].long())
             sizes["cls"] = part["image"].shape[0]
-        if "cls_unlabeled" in batch:
-            images = batch["cls_unlabeled"]["image"]
+        if "unlabeled" in classification:
+            images = classification["unlabeled"]["image"]
             with torch.no_grad():
                 weak_logits = self.classify(self.views.weak(images))
             terms["pseudo"], kept = pseudo_label_loss(weak_logits, self.classify(self.views.strong(images)), method.threshold)
             sizes["pseudo"] = images.shape[0]
             self.log("train/pseudo_label_rate", kept, batch_size=images.shape[0])
         labeled_logits = None
-        if "seg_labeled" in batch:
-            part = batch["seg_labeled"]
-            self._require(part, ("image", "mask"), "seg_labeled")
+        if "labeled" in segmentation:
+            part = segmentation["labeled"]
+            self._require(part, ("image", "mask"), "labeled segmentation")
             labeled_logits, _ = self.segment(part["image"])
             terms["dice"] = self.dice_loss(labeled_logits, part["mask"].float())
             sizes["dice"] = part["image"].shape[0]
-        if "seg_unlabeled" in batch and labeled_logits is not None:
-            unlabeled_logits, _ = self.segment(batch["seg_unlabeled"]["image"])
+        if "unlabeled" in segmentation and labeled_logits is not None:
+            unlabeled_logits, _ = self.segment(segmentation["unlabeled"]["image"])
             terms["consistency"] = mask_consistency(unlabeled_logits, labeled_logits)
             sizes["consistency"] = unlabeled_logits.shape[0]
         weights = {

@@ -62,10 +62,12 @@ def test_default_config_is_the_phantom_pair_with_the_published_budgets() -> None
 def test_batches_hold_the_four_parts_with_the_keys_each_task_needs() -> None:
     datamodule = _datamodule("data.segmentation.label_budget=10")
     batch, _, _ = next(iter(datamodule.semi_supervised_dataloader()))
-    assert set(batch) == {"cls_labeled", "cls_unlabeled", "seg_labeled", "seg_unlabeled"}
-    assert set(batch["cls_labeled"]) == {"image", "label"} and set(batch["seg_labeled"]) == {"image", "mask"}
-    assert set(batch["cls_unlabeled"]) == set(batch["seg_unlabeled"]) == {"image"}
-    assert batch["seg_labeled"]["image"].shape == (4, 1, 32, 32) and batch["seg_labeled"]["mask"].shape == (4, 1, 32, 32)
+    classification, segmentation = batch["classification"], batch["segmentation"]
+    assert set(batch) == {"classification", "segmentation"}
+    assert set(classification) == set(segmentation) == {"labeled", "unlabeled"}, "the labeled/unlabeled batch of cpcseg, per task"
+    assert set(classification["labeled"]) == {"image", "label"} and set(segmentation["labeled"]) == {"image", "mask"}
+    assert set(classification["unlabeled"]) == set(segmentation["unlabeled"]) == {"image"}
+    assert segmentation["labeled"]["image"].shape == (4, 1, 32, 32) and segmentation["labeled"]["mask"].shape == (4, 1, 32, 32)
     info = datamodule.info
     assert (info.spatial_dims, info.in_channels, info.num_classes, info.patch_size) == (2, 1, 2, [32, 32])
 
@@ -73,7 +75,7 @@ def test_batches_hold_the_four_parts_with_the_keys_each_task_needs() -> None:
 def test_a_budget_of_all_leaves_no_unlabeled_part() -> None:
     datamodule = _datamodule("data.segmentation.label_budget=all")
     batch, _, _ = next(iter(datamodule.semi_supervised_dataloader()))
-    assert "seg_unlabeled" not in batch and {"cls_labeled", "cls_unlabeled", "seg_labeled"} <= set(batch)
+    assert set(batch["segmentation"]) == {"labeled"} and set(batch["classification"]) == {"labeled", "unlabeled"}
 
 
 def test_segmentation_budgets_are_nested_across_10_and_50_and_stratified() -> None:
@@ -111,7 +113,7 @@ def test_four_images_split_into_train_val_and_a_held_out_test_image(tmp_path: Pa
     root = _xray_folder(tmp_path / "xrays", 4)
     fractions = ["data.segmentation.val_fraction=0.25", "data.segmentation.test_fraction=0.25"]
     datamodule = _datamodule(*_folder_segmentation(root, *fractions, "data.segmentation.label_budget=1"))
-    assert [len(datamodule.train_parts[p][1]) for p in ("seg_labeled", "seg_unlabeled")] == [1, 1]
+    assert [len(datamodule.train_parts["segmentation"][kind]) for kind in ("labeled", "unlabeled")] == [1, 1]
     val, test = datamodule.val_dataloader()[1].dataset, datamodule.test_dataloader()[1].dataset
     assert len(val) == len(test) == 1
 
@@ -155,11 +157,11 @@ def test_real_pair_pneumoniamnist_and_xray_lung_masks_at_64_px() -> None:
     cfg = build_config(["data=multitask", "config=experiments/data/xray_multitask_real.yaml"])
     datamodule = DATASETS[cfg.data.name](cfg.data)
     datamodule.setup("fit")
-    sizes = {name: len(part) for name, (_, part) in datamodule.train_parts.items()}
-    assert sizes["cls_labeled"] == 100 and sizes["seg_labeled"] == 1 and sizes["seg_unlabeled"] == 1
+    sizes = {(task, kind): len(part) for task, parts in datamodule.train_parts.items() for kind, part in parts.items()}
+    assert sizes["classification", "labeled"] == 100 and sizes["segmentation", "labeled"] == sizes["segmentation", "unlabeled"] == 1
     batch, _, _ = next(iter(datamodule.semi_supervised_dataloader()))
-    mask = batch["seg_labeled"]["mask"]
-    assert batch["cls_unlabeled"]["image"].shape[1:] == (1, 64, 64) and mask.shape[1:] == (1, 64, 64)
+    mask = batch["segmentation"]["labeled"]["mask"]
+    assert batch["classification"]["unlabeled"]["image"].shape[1:] == (1, 64, 64) and mask.shape[1:] == (1, 64, 64)
     assert set(torch.unique(mask).tolist()) == {0, 1}
 
 

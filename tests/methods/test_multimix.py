@@ -95,21 +95,28 @@ def test_every_term_and_the_pseudo_label_rate_are_logged(monkeypatch: pytest.Mon
     assert all(p.grad is not None for p in method.bridge.parameters())
 
 
+CLS, SEG = "classification", "segmentation"
+
+
 @pytest.mark.parametrize(
-    "parts", [("cls_labeled",), ("seg_labeled",), ("cls_unlabeled", "seg_unlabeled"), ("cls_labeled", "seg_unlabeled")]
+    "parts",
+    [((CLS, "labeled"),), ((SEG, "labeled"),), ((CLS, "unlabeled"), (SEG, "unlabeled")), ((CLS, "labeled"), (SEG, "unlabeled"))],
 )
-def test_a_batch_missing_parts_trains_on_the_terms_it_has(parts: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_batch_missing_parts_trains_on_the_terms_it_has(parts: tuple[tuple[str, str], ...], monkeypatch: pytest.MonkeyPatch) -> None:
     method = _method("method.threshold=0.0")
     logged = _logged(method, monkeypatch)
     full = _batch()
-    loss = method.training_step({part: full[part] for part in parts}, 0)
+    batch: dict[str, dict[str, Any]] = {}
+    for task, kind in parts:
+        batch.setdefault(task, {})[kind] = full[task][kind]
+    loss = method.training_step(batch, 0)
     loss.backward()
     assert torch.isfinite(loss)
     terms = {name.split("/")[1][: -len("_loss")] for name in logged if name.endswith("_loss") and name != "train/loss"}
-    expected = {"cls_labeled": "cls", "cls_unlabeled": "pseudo", "seg_labeled": "dice"}
+    expected = {(CLS, "labeled"): "cls", (CLS, "unlabeled"): "pseudo", (SEG, "labeled"): "dice"}
     assert terms == {expected[p] for p in parts if p in expected}
     with pytest.raises(KeyError, match="needs batches with some of"):
-        method.training_step({"labeled": full["cls_labeled"]}, 0)
+        method.training_step({"labeled": full[CLS]["labeled"]}, 0)
 
 
 def test_two_channel_output_trains() -> None:
