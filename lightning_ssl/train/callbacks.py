@@ -115,7 +115,7 @@ class StopOnSigterm(pl.Callback):
         return bool(flag.item())
 
     def _save(self, trainer: pl.Trainer) -> None:
-        trainer.save_checkpoint(self.last_checkpoint)
+        trainer.save_checkpoint(self.last_checkpoint, weights_only=False)  # the whole state (optimiser, loops), to resume
         self.saved = True
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:

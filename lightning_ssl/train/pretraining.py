@@ -71,7 +71,7 @@ def pretrain(cfg: DictConfig, resume: ResumeTarget | None = None) -> PretrainRes
         trainer = run.trainer
         trainer.fit(run.method, datamodule=run.datamodule, **run.fit_arguments())
         # last.ckpt is written every few steps and at validations; write it at the very end too
-        trainer.save_checkpoint(run.last_checkpoint)
+        trainer.save_checkpoint(run.last_checkpoint, weights_only=False)  # the whole state (optimiser, loops), to resume
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         source = run.best_or_last()
         entry = None
