@@ -144,11 +144,10 @@ def load_profiles(name: str, workdir: Path) -> list[Profile]:
     shared = spec.pop("data_args")
     profiles = []
     for part, own in parts.items():
-        chosen = own.pop("inits", None)
-        fields = {**spec, **own, "data_args": [*shared, *own.pop("data_args", [])]} if own else {**spec, "data_args": shared}
-        fields.pop("data_args_extra", None)
+        own = dict(own)
+        chosen, data = own.pop("inits", None), [*shared, *own.pop("data_args", [])]
         part_inits = [init for init in inits if chosen is None or init.name in chosen]
-        profiles.append(Profile(name=name, inits=part_inits, pretrain_data_args=shared, part=part, **fields))
+        profiles.append(Profile(name=name, inits=part_inits, data_args=data, pretrain_data_args=shared, part=part, **{**spec, **own}))
     return profiles
 
 
@@ -254,7 +253,6 @@ def budget_counts(profile: Profile, seed: int) -> tuple[dict[str, dict[str, int]
 def finetune_command(profile: Profile, init: Init, budget: str, seed: int, output: Path) -> list[str]:
     """The CLI call of one cell and seed (a per-cell init's model is scored as trained: no fine-tuning step)."""
     network = profile.groups[init.group] if init.entry is None else []
-    # a per-cell init's model is scored as trained, whatever the command line asks of fine-tuning
     tail = [*profile.extra_finetune_args, "trainer.max_steps=0"] if init.per_cell else [*init.finetune_args, *profile.extra_finetune_args]
     return cli(
         "finetune", f"method.task={profile.task}", f"method.init={init.reference(budget, seed)}", *profile.data_args,

@@ -188,10 +188,9 @@ class MultiTaskDataModule(BaseDataModule):
                 "labeled": TaskItems(Subset(train, labeled.tolist()), ("image", TARGET[task]), task, source),
                 "unlabeled": TaskItems(Subset(train, unlabeled.tolist()), ("image",), task, source),
             }
-            for part in parts.values():
-                if len(part):
-                    check_first_item(part)
             self.train_parts[task] = {kind: part for kind, part in parts.items() if len(part)}
+            for part in self.train_parts[task].values():
+                check_first_item(part)
 
     def part_dataloader(self, task: str, kind: str) -> DataLoader:
         """Shuffled batches of one task's ``labeled`` or ``unlabeled`` training part, at its task's batch size."""
