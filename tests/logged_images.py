@@ -38,7 +38,12 @@ def _wandb_payloads(data: bytes) -> Iterator[bytes]:
 
 def wandb_history(run_file: Path) -> list[dict[str, Any]]:
     """The logged history rows of an offline W&B run file, as {"key/sub key": decoded JSON value}."""
+    import wandb
     from wandb.proto.wandb_internal_pb2 import Record
+
+    # wandb.finish() returns before W&B's background service has written the whole file (seen on a busy CI machine);
+    # teardown waits for the service to finish.
+    wandb.teardown()
 
     data = run_file.read_bytes()
     assert data[:4] == b":W&B", f"{run_file} is not a W&B run file"

@@ -92,7 +92,10 @@ def test_offline_wandb_logger_gets_a_readable_picture_with_its_caption(tmp_path:
     assert list(tmp_path.rglob("offline-run-*")), "no offline W&B run was written"
     (run_file,) = tmp_path.rglob("offline-run-*/run-*.wandb")
     # the sanity check's picture, then the validation after the last step's
-    first, logged = [row for row in wandb_history(run_file) if "val/original_corrupted_restored/captions" in row]
+    history = wandb_history(run_file)
+    pictures = [row for row in history if "val/original_corrupted_restored/captions" in row]
+    assert len(pictures) == 2, f"{len(pictures)} pictures in {len(history)} history rows: {[sorted(row) for row in history]}"
+    logged = pictures[-1]
     (caption,) = logged["val/original_corrupted_restored/captions"]
     assert RESTORATION_ROWS in caption
     (media,) = logged["val/original_corrupted_restored/filenames"]
