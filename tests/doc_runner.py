@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +26,7 @@ NEEDS = ("gpu", "internet", "dataset", "cluster", "time", "weights")
 BLOCK = re.compile(r"(?:<!--\s*needs:\s*(?P<needs>[^>]*?)\s*-->\s*\n)?^```(?P<language>bash|python)\n(?P<code>.*?)^```", re.S | re.M)
 TRAINING = re.compile(r"^(make (pretrain|finetune)|python -m lightning_ssl (pretrain|finetune|sweep))\b")
 LINKED = ("experiments", "benchmarks")
+WARM = Path(__file__).with_name("warm_python.py")
 
 QUICK = ("trainer.max_steps=2", "trainer.enable_progress_bar=false")
 TINY_NETWORK = ("network.features=[4,8,16]",)
@@ -95,7 +101,12 @@ def quick(command: str) -> str:
 
 def script(page: Path) -> str:
     """The runnable blocks of ``page`` as one bash script that stops at the first failing command."""
-    steps = ["set -euo pipefail", 'make() { command make -f "$REPOSITORY/Makefile" VENV="$VENV" -o "$VENV/.installed" "$@"; }']
+    steps = [
+        "set -euo pipefail",
+        # the warm interpreter (warm_python.py) for `python` and the Makefile's `$(PY)`; WARM_PYTHON is set by run_page
+        'python() { $WARM_PYTHON "$@"; }',
+        'make() { command make -f "$REPOSITORY/Makefile" VENV="$VENV" PY="$WARM_PYTHON" -o "$VENV/.installed" "$@"; }',
+    ]
     for block in blocks(page):
         if block.needs is not None:
             continue
@@ -104,6 +115,24 @@ def script(page: Path) -> str:
         else:
             steps += [quick(command) for command in commands(block.code)]
     return "\n".join(steps) + "\n"
+
+
+@contextmanager
+def warm_python(env: dict[str, str]) -> Iterator[str]:
+    """The command line of a ``python`` whose heavy imports are done (``warm_python.py``), served while in use."""
+    folder = Path(tempfile.mkdtemp(prefix="warm-", dir="/tmp"))  # a Unix socket's path must be short
+    path = folder / "socket"
+    server = subprocess.Popen([sys.executable, str(WARM), "--serve", str(path)], env=env, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not path.exists():
+            assert server.poll() is None and time.monotonic() < deadline, "the warm interpreter did not start"
+            time.sleep(0.2)
+        yield f"{sys.executable} {WARM} {path}"
+    finally:
+        server.kill()
+        server.wait()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_page(page: Path, folder: Path, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -122,4 +151,6 @@ def run_page(page: Path, folder: Path, env: dict[str, str] | None = None, timeou
         VENV=sys.prefix,
         OMP_NUM_THREADS="1",
     )
-    return subprocess.run(["bash", "-c", script(page)], cwd=folder, env=env, capture_output=True, text=True, timeout=timeout)
+    with warm_python(env) as python:
+        return subprocess.run(["bash", "-c", script(page)], cwd=folder, env={**env, "WARM_PYTHON": python},
+                              capture_output=True, text=True, timeout=timeout)
