@@ -43,11 +43,11 @@ lint-imports: $(STAMP)
 
 # Everything, the slow end-to-end runs and the multi-process tests included (what CI runs).
 test: lint-imports
-	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)
 
 # The inner loop: every unit test, without full training runs and multi-process tests.
 test-fast: lint-imports
-	$(PY) -m pytest -n 2 -m "not slow and not ddp" $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist worksteal -m "not slow and not ddp" $(PYTEST_ARGS)
 
 zoo-list: $(STAMP)
 	$(PY) -m lightning_ssl zoo list

@@ -6,6 +6,9 @@
 >>> zoo.push("genesis_chest_ct", "hf://me/genesis")  # then zoo.load("hf://me/genesis") anywhere
 """
 
+import importlib
+from typing import Any
+
 from lightning_ssl.zoo.builtin import BUILTIN, BuiltinEntry, register_builtin
 from lightning_ssl.zoo.card import info
 from lightning_ssl.zoo.catalog import list_entries
@@ -19,14 +22,34 @@ from lightning_ssl.zoo.errors import (
     ZooMismatchError,
     ZooNotFoundError,
 )
-from lightning_ssl.zoo.export import export
-from lightning_ssl.zoo.fetch import fetch_builtin, import_builtin
-from lightning_ssl.zoo.load import LoadReport, load, load_into, metadata
-from lightning_ssl.zoo.publish import publish, publish_network
-from lightning_ssl.zoo.push import push
 from lightning_ssl.zoo.store import store_root, versions
 
 list = list_entries
+
+# What needs torch (loading, publishing, exporting) is imported on first use, so that reading the catalog and the
+# store (`zoo list`, `zoo info`) stays quick.
+_ON_FIRST_USE = {
+    "export": "lightning_ssl.zoo.exporting",
+    "fetch_builtin": "lightning_ssl.zoo.fetch",
+    "import_builtin": "lightning_ssl.zoo.fetch",
+    "LoadReport": "lightning_ssl.zoo.loading",
+    "load": "lightning_ssl.zoo.loading",
+    "load_into": "lightning_ssl.zoo.loading",
+    "metadata": "lightning_ssl.zoo.loading",
+    "publish": "lightning_ssl.zoo.publishing",
+    "publish_network": "lightning_ssl.zoo.publishing",
+    "push": "lightning_ssl.zoo.pushing",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The functions of :data:`_ON_FIRST_USE`, imported when first asked for."""
+    if name not in _ON_FIRST_USE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_ON_FIRST_USE[name]), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "metadata",

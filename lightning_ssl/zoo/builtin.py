@@ -10,17 +10,18 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from torch import nn
 
 from lightning_ssl.errors import one_line
 from lightning_ssl.io.hub import HubFile
 from lightning_ssl.zoo.converters import CONVERTERS, Converter
 from lightning_ssl.zoo.errors import ZooError
-from lightning_ssl.zoo.network import architecture_of
-from lightning_ssl.zoo.store import validate_name
+from lightning_ssl.zoo.store import architecture_of, validate_name
+
+if TYPE_CHECKING:
+    from torch import nn
 
 CATALOG = "catalog"
 CARD_SUFFIX = ".yaml"

@@ -8,13 +8,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from lightning_ssl.zoo.card import info
-from lightning_ssl.zoo.catalog import list_entries
+from lightning_ssl import zoo
 from lightning_ssl.zoo.errors import ZooError
-from lightning_ssl.zoo.export import FORMATS, export
-from lightning_ssl.zoo.fetch import import_builtin
-from lightning_ssl.zoo.publish import publish
-from lightning_ssl.zoo.push import push
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,27 +34,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = commands.add_parser("export", help="write NAME as a MONAI bundle or an ONNX encoder into the new folder DIR")
     out.add_argument("name")
     out.add_argument("directory", metavar="DIR")
-    out.add_argument("--format", required=True, choices=FORMATS, dest="fmt")
+    # the formats are checked by zoo.export (one line naming them): importing it here would import torch for `zoo list`
+    out.add_argument("--format", required=True, dest="fmt", metavar="FORMAT", help="monai-bundle or onnx")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         if args.command == "list":
-            rows = list_entries(args.store, include_builtin=True)
+            rows = zoo.list_entries(args.store, include_builtin=True)
             width = max((len(row["name"]) for row in rows), default=4)
             for row in rows:
                 version = f"v{row['version']}" if row["version"] else "-"
                 print(f"{row['name']:<{width}}  {version:<4}  {row['method'] or '-':<10}  {row['data'] or '-'}  [{row['source']}]")
         elif args.command == "info":
-            print(info(args.name, args.store), end="")
+            print(zoo.info(args.name, args.store), end="")
         elif args.command == "push":
-            commit = push(args.name, args.target, args.store)
+            commit = zoo.push(args.name, args.target, args.store)
             print(f"pushed {args.name} to {args.target} at commit {commit}; load it with zoo.load({args.target!r})")
         elif args.command == "export":
-            print(export(args.name, args.fmt, args.directory, args.store))
+            print(zoo.export(args.name, args.fmt, args.directory, args.store))
         elif args.command == "import-builtin":
-            print(import_builtin(args.name, args.file, args.store))
+            print(zoo.import_builtin(args.name, args.file, args.store))
         else:
-            print(publish(args.checkpoint, args.name, args.store))
+            print(zoo.publish(args.checkpoint, args.name, args.store))
     except (ZooError, ValueError, FileNotFoundError) as error:
         print(f"zoo: error: {error}", file=sys.stderr)
         return 1

@@ -22,7 +22,7 @@ from lightning_ssl.io.hub import download_hub_file
 from lightning_ssl.io.lock import file_lock
 from lightning_ssl.zoo.builtin import BUILTIN, BuiltinEntry
 from lightning_ssl.zoo.errors import ZooChecksumError, ZooDownloadError, ZooError, ZooNotFoundError
-from lightning_ssl.zoo.publish import publish_network
+from lightning_ssl.zoo.publishing import publish_network
 from lightning_ssl.zoo.store import ENV_VAR, downloads_dir, entry_dir, versions
 
 log = logging.getLogger(__name__)

@@ -9,18 +9,7 @@ from torch import nn
 
 from lightning_ssl.models import NETWORKS, build_network
 from lightning_ssl.zoo.errors import ZooMetadataError
-from lightning_ssl.zoo.store import PARTS
-
-
-def architecture_of(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``architecture`` of ``metadata`` as ``{"name": str, "kwargs": dict}``; ZooMetadataError if malformed."""
-    architecture = metadata.get("architecture")
-    if not isinstance(architecture, Mapping) or not isinstance(architecture.get("name"), str):
-        raise ZooMetadataError('metadata needs "architecture": {"name": <registered network>, "kwargs": {...}}')
-    kwargs = architecture.get("kwargs", {})
-    if not isinstance(kwargs, Mapping):
-        raise ZooMetadataError(f'metadata["architecture"]["kwargs"] must be a dict, got {type(kwargs).__name__}')
-    return {**architecture, "name": architecture["name"], "kwargs": dict(kwargs)}
+from lightning_ssl.zoo.store import PARTS, architecture_of
 
 
 def registered_architecture(metadata: Mapping[str, Any]) -> dict[str, Any]:

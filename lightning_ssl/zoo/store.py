@@ -6,9 +6,10 @@ import json
 import os
 import re
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
-from lightning_ssl.zoo.errors import ZooError, ZooNotFoundError
+from lightning_ssl.zoo.errors import ZooError, ZooMetadataError, ZooNotFoundError
 
 ENV_VAR = "LIGHTNING_SSL_ZOO"
 DEFAULT_ROOT = Path("~/.cache/lightning_ssl/zoo")
@@ -95,3 +96,14 @@ def read_metadata(directory: Path) -> dict[str, Any]:
         raise ZooError(f"zoo entry at {directory} is incomplete: {METADATA_FILE} is missing") from None
     except json.JSONDecodeError as error:
         raise ZooError(f"zoo entry at {directory} has an unreadable {METADATA_FILE}: {error}") from None
+
+
+def architecture_of(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``architecture`` of ``metadata`` as ``{"name": str, "kwargs": dict}``; ZooMetadataError if malformed."""
+    architecture = metadata.get("architecture")
+    if not isinstance(architecture, Mapping) or not isinstance(architecture.get("name"), str):
+        raise ZooMetadataError('metadata needs "architecture": {"name": <registered network>, "kwargs": {...}}')
+    kwargs = architecture.get("kwargs", {})
+    if not isinstance(kwargs, Mapping):
+        raise ZooMetadataError(f'metadata["architecture"]["kwargs"] must be a dict, got {type(kwargs).__name__}')
+    return {**architecture, "name": architecture["name"], "kwargs": dict(kwargs)}

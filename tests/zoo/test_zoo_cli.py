@@ -1,7 +1,9 @@
-"""The ``python -m zoo`` command line."""
+"""The ``python -m lightning_ssl zoo`` command line."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,16 @@ def convert_state_dict(path: Path, metadata: dict) -> torch.nn.Module:
     network = small_unet()
     network.load_state_dict(torch.load(path, weights_only=True))
     return network
+
+
+def test_listing_the_zoo_and_help_import_neither_torch_nor_monai(store: Path) -> None:
+    code = (
+        "import sys; from lightning_ssl.cli import main\n"
+        f"assert main(['zoo', '--store', {str(store)!r}, 'list']) == 0\n"
+        f"assert main(['zoo', '--store', {str(store)!r}, 'info', 'genesis_chest_ct']) == 0\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY', [m for m in ('torch', 'monai', 'pytorch_lightning') if m in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "genesis_chest_ct" in done.stdout and done.stdout.strip().endswith("HEAVY []")

@@ -86,6 +86,8 @@ def test_offline_without_the_file_says_where_to_put_it(store: Path, monkeypatch:
 @pytest.mark.slow
 def test_unreachable_hub_says_where_to_put_the_file(closed_port_url: str, store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_ENDPOINT", closed_port_url.rsplit("/", 1)[0])
+    # huggingface_hub retries a refused connection five times, 23 s of back-off in all: the message is what is tested
+    monkeypatch.setattr("huggingface_hub.utils._http.time.sleep", lambda seconds: None)
     with pytest.raises(zoo.ZooDownloadError) as raised:
         zoo.load("genesis_chest_ct", store=store)
     message = str(raised.value)

@@ -117,12 +117,12 @@ def test_architecture_must_rebuild_the_network(store: Path) -> None:
 def test_racing_writer_takes_the_next_version(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     zoo.publish_network("small", small_unet(seed=1), unet_metadata(), store=store)
     stale = iter([[]])
-    real_versions = module("lightning_ssl.zoo.publish").versions
+    real_versions = module("lightning_ssl.zoo.publishing").versions
 
     def versions_seen_before_the_other_writer(name: str, store: Path | None = None) -> list[int]:
         return next(stale, None) or real_versions(name, store)
 
-    monkeypatch.setattr(module("lightning_ssl.zoo.publish"), "versions", versions_seen_before_the_other_writer)
+    monkeypatch.setattr(module("lightning_ssl.zoo.publishing"), "versions", versions_seen_before_the_other_writer)
     directory = zoo.publish_network("small", small_unet(seed=2), unet_metadata(), store=store)
     assert directory.name == "v2"
     assert json.loads((directory / "metadata.json").read_text())["version"] == 2
@@ -133,7 +133,7 @@ def test_failed_write_leaves_no_entry(store: Path, monkeypatch: pytest.MonkeyPat
     def crash(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(module("lightning_ssl.zoo.publish").os, "rename", crash)
+    monkeypatch.setattr(module("lightning_ssl.zoo.publishing").os, "rename", crash)
     with pytest.raises(OSError, match="disk full"):
         zoo.publish_network("small", small_unet(), unet_metadata(), store=store)
     assert list((store / "small").iterdir()) == []
@@ -159,7 +159,7 @@ def test_publishing_needs_the_encoder(store: Path) -> None:
 
 
 def test_next_publish_removes_what_killed_publishes_left_but_not_publishes_in_progress(store: Path) -> None:
-    publish = module("lightning_ssl.zoo.publish")
+    publish = module("lightning_ssl.zoo.publishing")
     zoo.publish_network("small", small_unet(seed=1), unet_metadata(), store=store)
     finished = subprocess.Popen([sys.executable, "-c", "pass"])
     finished.wait()

@@ -7,7 +7,7 @@ from pathlib import Path
 from lightning_ssl.zoo.card import info
 from lightning_ssl.zoo.errors import ZooError
 from lightning_ssl.zoo.hub import HUB_PREFIX, is_hub_ref, parse_hub_ref, upload_entry
-from lightning_ssl.zoo.load import resolve
+from lightning_ssl.zoo.loading import resolve
 
 HUB_CARD_HEADER = "---\nlibrary_name: lightning-ssl\ntags:\n- medical-imaging\n- self-supervised-learning\n- lightning-ssl\n---\n"
 

@@ -15,10 +15,10 @@ from lightning_ssl.errors import one_line
 from lightning_ssl.models import has_decoder
 from lightning_ssl.models.genesis_unet import BatchStatsNorm3d
 from lightning_ssl.zoo.errors import ZooError
-from lightning_ssl.zoo.load import load
-from lightning_ssl.zoo.load import metadata as entry_metadata
+from lightning_ssl.zoo.loading import load
+from lightning_ssl.zoo.loading import metadata as entry_metadata
 from lightning_ssl.zoo.network import registered_architecture
-from lightning_ssl.zoo.publish import distribution_version
+from lightning_ssl.zoo.publishing import distribution_version
 from lightning_ssl.zoo.store import PARTS
 
 FORMATS = ("monai-bundle", "onnx")

@@ -24,8 +24,8 @@ from torch import nn
 
 from lightning_ssl.io.checkpoint import load_lightning_checkpoint
 from lightning_ssl.io.checksum import sha256_bytes
-from lightning_ssl.zoo.network import architecture_of, build_from_metadata, load_exact
-from lightning_ssl.zoo.store import METADATA_FILE, PARTS, part_file, store_root, validate_name, versions
+from lightning_ssl.zoo.network import build_from_metadata, load_exact
+from lightning_ssl.zoo.store import METADATA_FILE, PARTS, architecture_of, part_file, store_root, validate_name, versions
 
 log = logging.getLogger(__name__)
 
