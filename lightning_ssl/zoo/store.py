@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from lightning_ssl.zoo.errors import ZooError, ZooMetadataError, ZooNotFoundError
