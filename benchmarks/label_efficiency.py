@@ -50,6 +50,7 @@ PROFILES = Path(__file__).resolve().parent / "profiles"
 METRICS = {"classification": ["test/auc", "test/acc", "test/f1"], "segmentation": ["test/dice", "test/hd95_class1"]}
 LOWER_IS_BETTER = {"test/hd95_class1"}
 DONE_FILE = "cells.jsonl"
+PRETRAINED_FILE = "pretraining.jsonl"
 
 
 @dataclass
@@ -121,6 +122,7 @@ class Cell:
     budget: str
     runs: dict[int, dict[str, float]] = field(default_factory=dict)
     counts: dict[int, dict[str, int]] = field(default_factory=dict)
+    seconds: dict[int, float] = field(default_factory=dict)
 
     def values(self, metric: str, seeds: list[int] | None = None) -> np.ndarray:
         """The metric of every seed (or of ``seeds``), in seed order."""
@@ -207,7 +209,10 @@ def pretrain(profile: Profile, init: Init, entry: str, workdir: Path, env: dict[
     print(f"{'training' if init.per_cell else 'pretraining'} {entry}: {shlex.join(command[3:])}", flush=True)
     start = time.perf_counter()
     run_logged(command, workdir / "logs" / f"pretrain_{entry}.log", env)
-    print(f"  done in {(time.perf_counter() - start) / 60:.1f} min", flush=True)
+    seconds = time.perf_counter() - start
+    with (workdir / PRETRAINED_FILE).open("a") as handle:
+        handle.write(json.dumps({"entry": entry, "seconds": seconds, "resumed": bool(resuming)}) + "\n")
+    print(f"  done in {seconds / 60:.1f} min", flush=True)
 
 
 def pretrain_missing(profile: Profile, workdir: Path, env: dict[str, str], resume: bool) -> dict[str, list[dict[str, float]]]:
@@ -288,15 +293,20 @@ def run_matrix(profile: Profile, workdir: Path, env: dict[str, str], resume: boo
         key = (profile.part, cell.init.name, cell.budget, seed)
         if key in finished:
             cell.runs[seed] = finished[key]["metrics"]
+            if "seconds" in finished[key]:
+                cell.seconds[seed] = finished[key]["seconds"]
         else:
+            cell_start = time.perf_counter()
             if cell.init.per_cell:
                 cell_args = [f"data.label_budget={cell.budget}", f"seed={seed}", f"data.seed={seed}"]
                 pretrain(profile, cell.init, cell.init.cell_entry(cell.budget, seed), workdir, env, cell_args, resume)
             run_logged(command, workdir / "logs" / f"{output.name}.log", env)
             (record,) = sorted(output.glob(f"*/*/{TEST_METRICS}"))[-1:]
             cell.runs[seed] = json.loads(record.read_text())["metrics"]
+            cell.seconds[seed] = time.perf_counter() - cell_start
             with done_file.open("a") as handle:
-                record = {"part": profile.part, "init": key[1], "budget": key[2], "seed": seed, "metrics": cell.runs[seed]}
+                record = {"part": profile.part, "init": key[1], "budget": key[2], "seed": seed, "metrics": cell.runs[seed],
+                          "seconds": cell.seconds[seed]}
                 handle.write(json.dumps(record) + "\n")
             ran += 1
         cell.counts[seed] = counts[seed].get(cell.budget, {})
@@ -466,8 +476,25 @@ the mean over seeds of the paired difference to the baseline run of the same arc
 unless the profile names another baseline), ± its standard error, with the paired t-test p-value."""
 
 
+def compute_text(workdir: Path, cells: list[Cell]) -> str:
+    """What the benchmark took over all its attempts: each pretraining's minutes (attempts that finished) and the
+    fine-tuning cells' total, as a markdown bullet."""
+    pretrained: dict[str, float] = {}
+    if (workdir / PRETRAINED_FILE).is_file():
+        for record in map(json.loads, (workdir / PRETRAINED_FILE).read_text().splitlines()):
+            pretrained[record["entry"]] = pretrained.get(record["entry"], 0.0) + record["seconds"]
+    timed = [seconds for cell in cells for seconds in cell.seconds.values()]
+    untimed = sum(len(cell.runs) for cell in cells) - len(timed)
+    entries = ", ".join(f"{entry} {seconds / 60:.1f}" for entry, seconds in pretrained.items())
+    pretraining = f"pretraining {sum(pretrained.values()) / 60:.0f} min ({entries})" if pretrained else "no pretraining recorded"
+    cells_text = (f"{len(timed)} fine-tuning runs {sum(timed) / 60:.0f} min ({np.mean(timed):.0f} s each on average)"
+                  if timed else "no fine-tuning time recorded")
+    missing = f"; {untimed} runs finished without a recorded time" if untimed else ""
+    return f"- Compute over every attempt of this work folder: {pretraining}; {cells_text}{missing}"
+
+
 def report(profiles: list[Profile], sections: list[str], curves: dict[str, list[dict[str, float]]], seconds: float,
-           loads: tuple[float, float]) -> str:
+           loads: tuple[float, float], compute: str) -> str:
     """The markdown report of every part."""
     first = profiles[0]
     return f"""# Label efficiency on {first.name}: fine-tuning from scratch vs from pretrained encoders
@@ -477,6 +504,7 @@ def report(profiles: list[Profile], sections: list[str], curves: dict[str, list[
 {PROTOCOL}
 
 {header(seconds, loads)}
+{compute}
 
 {chr(10).join(sections)}
 
@@ -539,16 +567,17 @@ def main() -> None:
     curves: dict[str, list[dict[str, float]]] = {}
     for profile in profiles:
         curves.update(pretrain_missing(profile, workdir, env, args.resume))
-    sections = []
+    sections, every_cell = [], []
     for profile, test_labels in zip(profiles, tests):
         _with_groups(profile, env)
         cells, examples = run_matrix(profile, workdir, env, args.resume)
+        every_cell += cells
         png = output.with_name(f"{output.stem}{'_' + profile.part if profile.part else ''}.png")
         plot(profile, cells, curves, png)
         sections.append(part_section(profile, cells, examples, png, test_labels))
     seconds, loads = time.perf_counter() - start, (load_start, os.getloadavg()[0])
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(report(profiles, sections, curves, seconds, loads))
+    output.write_text(report(profiles, sections, curves, seconds, loads, compute_text(workdir, every_cell)))
     print(output.read_text())
     print(f"report written to {output}")
 

@@ -149,6 +149,7 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     check_val_every_n_epoch: Optional[int] = 1
     val_check_interval: Optional[Any] = None
+    num_sanity_val_steps: int = 2
     limit_train_batches: Optional[float] = None
     limit_val_batches: Optional[float] = None
     enable_progress_bar: bool = True

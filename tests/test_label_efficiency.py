@@ -1,6 +1,7 @@
 """The label-efficiency benchmark: a report row for every cell asked for, a plot, and runs on two processes."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,8 @@ def test_report_has_a_row_for_every_cell_and_pretrains_the_missing_entry(tmp_pat
     assert all(r[2] == "normal 2, pneumonia 2" for r in rows), "labels are counted per class"
     assert all("±" in r[5] for r in rows) and rows[0][6] == "–" and "±" in rows[1][6]
     assert "network.features=[4,8,16]" in report, "scratch must be built like the zoo entry it is compared with"
+    assert re.search(r"Compute over every attempt of this work folder: pretraining \d+ min \(byol_phantom_xray [\d.]+\); "
+                     r"4 fine-tuning runs \d+ min", report), "the report says what the benchmark took"
 
 
 @pytest.mark.slow

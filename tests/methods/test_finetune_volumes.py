@@ -43,6 +43,21 @@ def test_volumes_larger_than_the_patch_are_segmented_by_windows_of_the_patch(spa
     assert torch.equal(method.segment(patches), torch.cat([-patches, 2 * patches], dim=1)) and seen == [tuple(patches.shape)]
 
 
+def test_a_window_as_large_as_the_volume_scores_it_in_one_padded_pass():
+    method = build_method("finetune", *small(3), "method.task=segmentation", "method.sw_window=[24,24,24]")
+    seen: list[tuple[int, ...]] = []
+    method.forward = pointwise(seen)
+    images = torch.rand(1, 1, 21, 20, 24)
+    logits = method.segment(images)
+    assert seen == [(1, 1, 24, 24, 24)]
+    assert torch.allclose(logits, torch.cat([-images, 2 * images], dim=1), atol=1e-5)
+
+
+def test_window_size_is_checked():
+    with pytest.raises(ConfigError, match=r"method.sw_window=\[24, 24\] must give a positive size for each of the 3 dimensions"):
+        build_method("finetune", *small(3), "method.task=segmentation", "method.sw_window=[24,24]")
+
+
 def test_overlap_is_checked():
     with pytest.raises(ConfigError, match=r"method.sw_overlap=1.0 must be in \[0, 1\)"):
         build_method("finetune", *small(3), "method.task=segmentation", "method.sw_overlap=1.0")
