@@ -14,13 +14,17 @@ from dataclasses import dataclass
 
 import torch
 
+from lightning_ssl.transforms.threads import cpu_threads
+
 REFERENCE_VOXELS = 64 * 64 * 32
 REFERENCE_WINDOWS = 10_000
 
 
 @dataclass
 class GenesisCorruptionConfig:
-    """Probabilities and sizes of the Models Genesis corruptions (official defaults)."""
+    """Probabilities and sizes of the Models Genesis corruptions (official defaults); ``cpu_threads``: torch threads
+    while a batch on the CPU is corrupted (0: torch's setting), 1 by default, which keeps the corruption fast when
+    another process keeps a core busy."""
 
     flip_rate: float = 0.4
     local_rate: float = 0.5
@@ -29,6 +33,7 @@ class GenesisCorruptionConfig:
     inpaint_rate: float = 0.2
     local_windows: int | None = None
     bezier_points: int = 1000
+    cpu_threads: int = 1
 
 
 def _uniform_int(low: torch.Tensor | int, high: torch.Tensor | int, size: tuple[int, ...], device, generator) -> torch.Tensor:
@@ -66,11 +71,17 @@ def random_flip(images: torch.Tensor, rate: float, generator=None) -> torch.Tens
         flipping &= torch.rand(batch, device=images.device, generator=generator) < rate
         axis = torch.randint(0, spatial_dims, (batch,), device=images.device, generator=generator)
         parity ^= flipping.unsqueeze(1) & (axis.unsqueeze(1) == torch.arange(spatial_dims, device=images.device))
-    # Two flips along one axis cancel, so each axis is flipped at most once.
-    for axis in range(spatial_dims):
-        chosen = parity[:, axis].view(-1, *([1] * (images.dim() - 1)))
-        images = torch.where(chosen, images.flip(2 + axis), images)
-    return images
+    # Two flips along one axis cancel, so each axis is flipped at most once; the samples sharing a set of axes are
+    # flipped together, and only those (a sample costs one pass, not one per axis).
+    code = (parity.long() << torch.arange(spatial_dims, device=images.device)).sum(dim=1)
+    present = [int(c) for c in code.unique().tolist() if c]
+    if not present:
+        return images
+    out = images.clone()
+    for combination in present:
+        chosen = code == combination
+        out[chosen] = images[chosen].flip([2 + axis for axis in range(spatial_dims) if combination >> axis & 1])
+    return out
 
 
 def _shape_offsets(shapes: torch.Tensor, strides: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -236,6 +247,10 @@ class GenesisCorruption:
         """Corrupt a batch ``(B, C, *spatial)`` in [0, 1]; returns (input, target)."""
         if images.dim() not in (4, 5):
             raise ValueError(f"expected (B, C, H, W) or (B, C, H, W, D) images, got shape {tuple(images.shape)}")
+        with cpu_threads(self.config.cpu_threads, images.device):
+            return self._corrupt(images, generator)
+
+    def _corrupt(self, images: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         batch, device = images.shape[0], images.device
         target = random_flip(images, cfg.flip_rate, generator)

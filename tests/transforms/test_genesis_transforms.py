@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import lightning_ssl.transforms.genesis as genesis_module
 from lightning_ssl.transforms.genesis import (
     GenesisCorruption,
     GenesisCorruptionConfig,
@@ -379,3 +380,22 @@ def test_outpainting_is_chosen_at_the_configured_rate() -> None:
     corrupted, _ = GenesisCorruption(GenesisCorruptionConfig(**{**NO_CORRUPTION, "paint_rate": 0.9, "inpaint_rate": 0.2}))(x, gen(0))
     border_changed = (corrupted[:, 0][:, border_shell((16, 16, 16))] != 2.0).any(dim=1).double().mean().item()
     assert abs(border_changed - 0.9 * 0.8) < 0.08
+
+
+@pytest.mark.parametrize("threads", [1, 0])
+def test_cpu_corruption_runs_at_the_configured_threads_and_restores_torchs(monkeypatch: pytest.MonkeyPatch, threads: int) -> None:
+    seen: list[int] = []
+
+    def recording_flip(images: torch.Tensor, rate: float, generator=None) -> torch.Tensor:
+        seen.append(torch.get_num_threads())
+        return images
+
+    monkeypatch.setattr(genesis_module, "random_flip", recording_flip)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        GenesisCorruption(GenesisCorruptionConfig(cpu_threads=threads))(torch.rand(2, 1, 16, 16, 8))
+        assert seen == [1 if threads == 1 else 2]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
