@@ -194,6 +194,11 @@ def paired_gain(records: list[dict], key: str) -> tuple[float, float, float] | N
     return float(difference.mean()), error, p
 
 
+def p_text(p: float) -> str:
+    """A p-value to two significant digits; ``–`` when the paired differences are all equal (no test possible)."""
+    return "–" if np.isnan(p) else f"{p:.2g}"
+
+
 def summary_table(records: list[dict], keys: list[str]) -> str:
     """Mean ± std of each run per metric, and the paired gain of MultiMix over the labels-only baseline."""
     lines = [f"| run | {' | '.join(keys)} |", "|---|" + "---|" * len(keys)]
@@ -202,7 +207,7 @@ def summary_table(records: list[dict], keys: list[str]) -> str:
     gains = []
     for key in keys:
         result = paired_gain(records, key)
-        gains.append("–" if result is None else f"{result[0]:+.3f} ± {result[1]:.3f} (p {result[2]:.2g})")
+        gains.append("–" if result is None else f"{result[0]:+.3f} ± {result[1]:.3f} (p {p_text(result[2])})")
     lines.append("| MultiMix − labels only (paired, ± standard error) | " + " | ".join(gains) + " |")
     return "\n".join(lines)
 
@@ -243,12 +248,12 @@ def verdict(records: list[dict], test_labels: list[int]) -> str:
         mean, error, p = result
         outcome = "beats" if mean > 2 * error else "is worse than" if mean < -2 * error else "does not differ from"
         sentences.append(f"On {label}, MultiMix {outcome} the labels-only baseline ({np.mean(ours):.3f} vs "
-                         f"{np.mean(theirs):.3f}, paired {mean:+.3f} ± {error:.3f}, p {p:.2g}).")
+                         f"{np.mean(theirs):.3f}, paired {mean:+.3f} ± {error:.3f}, p {p_text(p)}).")
     majority = np.bincount(test_labels).max() / len(test_labels)
-    for run in RUNS:
+    for run, name in zip(RUNS, ("MultiMix", "The labels-only baseline")):
         below = [str(r["seed"]) for r in records if r[run]["metrics"]["test/acc"] <= majority]
         if below:
-            sentences.append(f"{run} is no more accurate than always predicting the majority class ({majority:.3f}) "
+            sentences.append(f"{name} is no more accurate than always predicting the majority class ({majority:.3f}) "
                              f"in seed(s) {', '.join(below)}.")
     flagged = [f"{run} seed {r['seed']}" for r in records for run in RUNS if one_class(r[run]["metrics"])]
     sentences.append("Runs whose test predictions are all one class: " + "; ".join(flagged) + "." if flagged
@@ -264,6 +269,7 @@ def report(args: argparse.Namespace, cfg: DictConfig, records: list[dict], summa
     where = "the LIGHTNING_SSL_ZOO store" if args.publish else f"the work folder's store (`{args.workdir / 'zoo'}`)"
     majority = np.bincount(test_labels).max() / len(test_labels)
     keys = classification_keys(records)
+    recorded = sum(record[run]["seconds"] for record in records for run in RUNS)
     return f"""# MultiMix on {chosen.title} + real lung masks vs the labels-only baseline{quick}
 
 MultiMix (`make pretrain METHOD=multimix ARGS="config={chosen.config}"`) trains one U-Net on two datasets: pneumonia \
@@ -276,7 +282,7 @@ step, without checkpoint selection or validation, on the classification set's te
 MultiMix only, on the one held-out test X-ray, so those figures are an anecdote, not a measurement. Seed k draws the \
 labeled subset, the initial weights (shared by both runs of a seed) and the batch order; the split is fixed.
 
-{header(seconds, loads)}
+{header(seconds, loads, f"; the recorded runs took {recorded / 60:.1f} min in all, over every attempt")}
 - Data: {summary}; images resized to {args.size}x{args.size}; always predicting the test split's majority class scores \
 an accuracy of {majority:.3f}{file_origin(args)}
 - Training: {steps(args)} steps each, seeds {", ".join(str(r["seed"]) for r in records)}, batch {cfg.data.batch_size} \
