@@ -34,7 +34,7 @@ import yaml
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import REPO, from_repo, header, report_path  # noqa: E402
+from report import REPO, from_repo, header, one_class, p_text, report_path  # noqa: E402
 
 from lightning_ssl import zoo  # noqa: E402
 from lightning_ssl.config import build_config, registered  # noqa: E402
@@ -266,12 +266,6 @@ def finetune_command(profile: Profile, init: Init, budget: str, seed: int, outpu
     )
 
 
-def one_class(run: dict[str, float]) -> bool:
-    """Whether every test image was predicted as the same class (counts ``test/predicted_<class>``)."""
-    counts = [value for key, value in run.items() if key.startswith("test/predicted_")]
-    return bool(counts) and sum(1 for value in counts if value > 0) == 1
-
-
 def run_matrix(profile: Profile, workdir: Path, env: dict[str, str], resume: bool) -> tuple[list[Cell], dict[str, str]]:
     """Every cell of the matrix (cells recorded as finished in the work folder are read back, not run again), and the
     command of one cell per init as an example."""
@@ -333,11 +327,6 @@ def paired(cell: Cell, scratch: Cell, metric: str) -> tuple[float, float, float]
     error = diff.std(ddof=1) / np.sqrt(diff.size)
     p = float(stats.ttest_rel(cell.values(metric, seeds), scratch.values(metric, seeds)).pvalue) if error > 0 else float("nan")
     return float(diff.mean()), float(error), p
-
-
-def p_text(p: float) -> str:
-    """A p-value to two significant digits; ``–`` when the paired differences are all equal (no test possible)."""
-    return "–" if np.isnan(p) else f"{p:.2g}"
 
 
 def gain_text(cell: Cell, scratch: Cell | None, metric: str) -> str:

@@ -33,7 +33,7 @@ from pytorch_lightning.utilities import CombinedLoader
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import from_repo, header, report_path  # noqa: E402
+from report import from_repo, header, one_class, p_text, report_path  # noqa: E402
 
 from lightning_ssl.config import build_config  # noqa: E402
 from lightning_ssl.data import DATASETS  # noqa: E402
@@ -160,12 +160,6 @@ def data_summary(args: argparse.Namespace, datamodule: MultiTaskDataModule) -> t
     ), labels
 
 
-def one_class(metrics: dict[str, float]) -> bool:
-    """Whether every test image was predicted as the same class (counts ``test/predicted_<class>``)."""
-    counts = [value for key, value in metrics.items() if key.startswith("test/predicted_")]
-    return bool(counts) and sum(1 for value in counts if value > 0) == 1
-
-
 def classification_keys(records: list[dict]) -> list[str]:
     """The classification metrics to tabulate: accuracy, per-class and macro F1, AUC (as logged)."""
     logged = records[0]["MultiMix"]["metrics"]
@@ -192,11 +186,6 @@ def paired_gain(records: list[dict], key: str) -> tuple[float, float, float] | N
     error = float(difference.std(ddof=1) / np.sqrt(difference.size))
     p = float(stats.ttest_rel(ours, theirs).pvalue) if error > 0 else float("nan")
     return float(difference.mean()), error, p
-
-
-def p_text(p: float) -> str:
-    """A p-value to two significant digits; ``–`` when the paired differences are all equal (no test possible)."""
-    return "–" if np.isnan(p) else f"{p:.2g}"
 
 
 def summary_table(records: list[dict], keys: list[str]) -> str:

@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 
 import monai
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torchmetrics
@@ -57,3 +58,14 @@ def header(seconds: float, loads: tuple[float, float], extra: str = "") -> str:
             f"the start, {loads[1]:.2f} at the end; wall time {seconds / 60:.1f} min{extra}",
         ]
     )
+
+
+def one_class(metrics: dict[str, float]) -> bool:
+    """Whether a run's test predictions all fall in one class (its ``test/predicted_<class>`` counts)."""
+    counts = [value for key, value in metrics.items() if key.startswith("test/predicted_")]
+    return bool(counts) and sum(1 for value in counts if value > 0) == 1
+
+
+def p_text(p: float) -> str:
+    """A p-value to two significant digits; ``–`` when the paired differences are all equal (no test possible)."""
+    return "–" if np.isnan(p) else f"{p:.2g}"
