@@ -107,6 +107,8 @@ class Profile:
     # given on the command line (--pretrain-args, --finetune-args): applied over the profile's and the init's own
     extra_pretrain_args: list[str] = field(default_factory=list)
     extra_finetune_args: list[str] = field(default_factory=list)
+    # the interpreter command of every run (--python): this Python unless told otherwise
+    python: list[str] = field(default_factory=lambda: [sys.executable])
 
     def scratch_of(self, group: str) -> Init | None:
         """The init a group's others are compared with: the one marked ``baseline``, else its scratch init."""
@@ -129,9 +131,9 @@ class Cell:
         return np.array([self.runs[s][metric] for s in (seeds or sorted(self.runs))])
 
 
-def cli(*args: str) -> list[str]:
+def cli(profile: Profile, *args: str) -> list[str]:
     """The command line of a lightning_ssl CLI call."""
-    return [sys.executable, "-m", "lightning_ssl", *args]
+    return [*profile.python, "-m", "lightning_ssl", *args]
 
 
 def load_profiles(name: str, workdir: Path) -> list[Profile]:
@@ -203,10 +205,10 @@ def pretrain(profile: Profile, init: Init, entry: str, workdir: Path, env: dict[
         shutil.rmtree(folder, ignore_errors=True)
     resuming = ["resume=last"] if resume and list(folder.glob("*/*/checkpoints/last.ckpt")) else []
     data = init.pretrain_data or (profile.data_args if init.per_cell else profile.pretrain_data_args)
-    command = cli("pretrain", f"method={init.method}", *data, *profile.groups[init.group], *profile.pretrain_args,
+    command = cli(profile, "pretrain", f"method={init.method}", *data, *profile.groups[init.group], *profile.pretrain_args,
                   *init.pretrain_args, *cell_args, *profile.extra_pretrain_args, f"zoo.name={entry}", f"output_dir={folder}",
                   "trainer.enable_progress_bar=false", *resuming)
-    print(f"{'training' if init.per_cell else 'pretraining'} {entry}: {shlex.join(command[3:])}", flush=True)
+    print(f"{'training' if init.per_cell else 'pretraining'} {entry}: {shlex.join(command[len(profile.python) + 2:])}", flush=True)
     start = time.perf_counter()
     run_logged(command, workdir / "logs" / f"pretrain_{entry}.log", env)
     seconds = time.perf_counter() - start
@@ -260,7 +262,7 @@ def finetune_command(profile: Profile, init: Init, budget: str, seed: int, outpu
     network = profile.groups[init.group] if init.entry is None else []
     tail = [*profile.extra_finetune_args, "trainer.max_steps=0"] if init.per_cell else [*init.finetune_args, *profile.extra_finetune_args]
     return cli(
-        "finetune", f"method.task={profile.task}", f"method.init={init.reference(budget, seed)}", *profile.data_args,
+        profile, "finetune", f"method.task={profile.task}", f"method.init={init.reference(budget, seed)}", *profile.data_args,
         f"data.label_budget={budget}", f"seed={seed}", f"data.seed={seed}", f"output_dir={output}", "logger=csv",
         "trainer.enable_progress_bar=false", "zoo.publish=false", *network, *profile.finetune_args, *tail,
     )
@@ -283,7 +285,7 @@ def run_matrix(profile: Profile, workdir: Path, env: dict[str, str], resume: boo
     for index, (cell, seed) in enumerate(((c, s) for c in cells for s in range(profile.seeds)), 1):
         output = workdir / "finetune" / f"{profile.part + '_' if profile.part else ''}{cell.init.name}_{cell.budget}_{seed}"
         command = finetune_command(profile, cell.init, cell.budget, seed, output)
-        examples.setdefault(cell.init.name, shlex.join(["python", *(w for w in command[1:] if not w.startswith("output_dir="))]))
+        examples.setdefault(cell.init.name, shlex.join(["python", *(w for w in command[len(profile.python):] if not w.startswith("output_dir="))]))
         key = (profile.part, cell.init.name, cell.budget, seed)
         if key in finished:
             cell.runs[seed] = finished[key]["metrics"]
@@ -521,6 +523,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="keep the cells an earlier attempt finished in the work folder")
     parser.add_argument("--write", action="store_true", help="write the committed report results/label_efficiency_<profile>.md")
     parser.add_argument("--output", default=None, help="write the report here instead")
+    parser.add_argument("--python", default=None, help="the command that runs python for each pretraining and cell "
+                        "(default: this interpreter), e.g. a wrapper that starts with torch already imported")
     args = parser.parse_args()
     if args.data_args is None:
         args.data_args = ["data.root=../shared/data/pneumoniamnist"] if args.data == "pneumoniamnist" else []
@@ -535,6 +539,8 @@ def main() -> None:
     workdir = from_repo(args.workdir or f"runs/benchmarks/{name}")
     profiles = load_profiles(args.profile, workdir) if args.profile else [adhoc_profile(args)]
     for profile in profiles:
+        if args.python:
+            profile.python = shlex.split(args.python)
         profile.budgets = args.budgets or profile.budgets or ["0.01", "0.1", "1.0"]
         profile.seeds = args.seeds or profile.seeds or 3
         if args.profile:
