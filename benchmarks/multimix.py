@@ -93,6 +93,11 @@ def run_config(args: argparse.Namespace, seed: int, output_dir: Path, zoo_store:
     )
 
 
+def recorded_setting(args: argparse.Namespace) -> dict[str, object]:
+    """What a finished seed was trained with: a resumed benchmark only reuses seeds trained the same way."""
+    return {"classification": args.classification, "steps": steps(args), "size": args.size, "threads": args.threads}
+
+
 def steps(args: argparse.Namespace) -> int:
     """Optimiser steps of each run."""
     return QUICK_STEPS if args.quick else args.steps
@@ -332,6 +337,11 @@ def main() -> None:
     if not args.resume:
         done_file.unlink(missing_ok=True)
     finished = {r["seed"]: r for r in map(json.loads, done_file.read_text().splitlines())} if done_file.is_file() else {}
+    setting = recorded_setting(args)
+    for record in finished.values():
+        if record.get("setting") != setting:
+            sys.exit(f"--resume: seed {record['seed']} in {done_file} was trained with {record.get('setting')}, not "
+                     f"{setting}; use another --workdir, or leave --resume out to start over")
     start, load_start = time.perf_counter(), os.getloadavg()[0]
     records = []
     for seed in range(args.seed, args.seed + args.seeds):
@@ -341,7 +351,7 @@ def main() -> None:
         datamodule.setup("fit")
         summary, test_labels = data_summary(args, datamodule)
         if seed not in finished:
-            finished[seed] = {"seed": seed, "MultiMix": run_multimix(cfg, datamodule),
+            finished[seed] = {"seed": seed, "setting": setting, "MultiMix": run_multimix(cfg, datamodule),
                               "labels only": run_labels_only(cfg, datamodule, output_dir)}
             with done_file.open("a") as handle:
                 handle.write(json.dumps(finished[seed]) + "\n")

@@ -40,3 +40,17 @@ def test_two_seeds_give_a_paired_gain_and_resume_reruns_nothing(tmp_path: Path) 
     again = _benchmark(tmp_path, "--resume")
     assert (tmp_path / "work" / "seeds.jsonl").read_text().splitlines() == recorded, "finished seeds are not trained again"
     assert "report written to" in again.stdout
+
+
+@pytest.mark.slow
+def test_resume_refuses_seeds_trained_another_way(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "seeds.jsonl").write_text(json.dumps({"seed": 0, "setting": {"steps": 3000}}) + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "LIGHTNING_SSL_RUN_DIR"}
+    done = subprocess.run([sys.executable, "benchmarks/multimix.py", "--quick", "--resume", "--workdir", str(work),
+                           "--classification-data", str(shared_file("pneumoniamnist/pneumoniamnist.npz").parent),
+                           "--segmentation-data", str(shared_file("xray_lung_seg/1-mask.png").parent)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "--resume: seed 0 in" in done.stderr and "was trained with {'steps': 3000}" in done.stderr
