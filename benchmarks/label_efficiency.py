@@ -285,8 +285,12 @@ def run_matrix(profile: Profile, workdir: Path, env: dict[str, str], resume: boo
     for index, (cell, seed) in enumerate(((c, s) for c in cells for s in range(profile.seeds)), 1):
         output = workdir / "finetune" / f"{profile.part + '_' if profile.part else ''}{cell.init.name}_{cell.budget}_{seed}"
         command = finetune_command(profile, cell.init, cell.budget, seed, output)
-        examples.setdefault(cell.init.name, shlex.join(["python", *(w for w in command[len(profile.python):] if not w.startswith("output_dir="))]))
+        shown = shlex.join(["python", *(w for w in command[len(profile.python):] if not w.startswith("output_dir="))])
+        examples.setdefault(cell.init.name, shown)
         key = (profile.part, cell.init.name, cell.budget, seed)
+        if key in finished and finished[key].get("command", shown) != shown:
+            sys.exit(f"--resume: {cell.init.name} budget {cell.budget} seed {seed} in {done_file} ran as\n  "
+                     f"{finished[key]['command']}\nnot as\n  {shown}\nuse another --workdir, or leave --resume out to start over")
         if key in finished:
             cell.runs[seed] = finished[key]["metrics"]
             if "seconds" in finished[key]:
@@ -302,7 +306,7 @@ def run_matrix(profile: Profile, workdir: Path, env: dict[str, str], resume: boo
             cell.seconds[seed] = time.perf_counter() - cell_start
             with done_file.open("a") as handle:
                 record = {"part": profile.part, "init": key[1], "budget": key[2], "seed": seed, "metrics": cell.runs[seed],
-                          "seconds": cell.seconds[seed]}
+                          "seconds": cell.seconds[seed], "command": shown}
                 handle.write(json.dumps(record) + "\n")
             ran += 1
         cell.counts[seed] = counts[seed].get(cell.budget, {})

@@ -14,16 +14,22 @@ REPO = Path(__file__).resolve().parents[1]
 SMALL_XRAY = ["--data", "phantom_xray", "--data-args", "data.num_patients=29", "data.patch_size=[32,32]", "data.batch_size=4"]
 
 
-def _benchmark(tmp_path: Path, *args: str, warm: bool = False) -> str:
+def _run(tmp_path: Path, *args: str, warm: bool = False) -> subprocess.CompletedProcess:
     """Run the benchmark on small phantoms; ``warm``: each pretraining and cell runs in a python whose torch,
     Lightning and MONAI are already imported (the doc runner's), which saves about 8 s per run."""
     report = tmp_path / "label_efficiency.md"
     env = {k: v for k, v in os.environ.items() if k != "LIGHTNING_SSL_RUN_DIR"}
     command = [sys.executable, "benchmarks/label_efficiency.py", *SMALL_XRAY, "--output", str(report), "--workdir", str(tmp_path / "work"), *args]
     with warm_python(env) if warm else nullcontext() as python:
-        done = subprocess.run([*command, *(["--python", python] if python else [])], cwd=REPO, env=env,
+        return subprocess.run([*command, *(["--python", python] if python else [])], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=900)
+
+
+def _benchmark(tmp_path: Path, *args: str, warm: bool = False) -> str:
+    """The report of a benchmark run that must succeed."""
+    done = _run(tmp_path, *args, warm=warm)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    report = tmp_path / "label_efficiency.md"
     assert report.with_suffix(".png").stat().st_size > 0
     return report.read_text()
 
@@ -52,6 +58,13 @@ def test_report_has_a_row_for_every_cell_and_pretrains_the_missing_entry(tmp_pat
     assert all(r[2] == "normal 2, pneumonia 2" for r in rows), "labels are counted per class"
     assert all("±" in r[5] for r in rows) and rows[0][6] == "–" and "±" in rows[1][6]
     assert "network.features=[4,8,16]" in report, "scratch must be built like the zoo entry it is compared with"
+    changed = _run(tmp_path, "--inits", "scratch", "zoo:byol_phantom_xray", "--budgets", "4", "--seeds", "2", "--steps", "4",
+                   "--pretrain-args", "trainer.max_steps=2", "network.features=[4,8,16]", "--resume")
+    assert changed.returncode == 1 and "--resume: scratch budget 4 seed 0 in" in changed.stderr, changed.stderr[-2000:]
+    lines = changed.stderr.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("--resume:"))
+    before, now = lines[first + 1], lines[first + 3]
+    assert "trainer.max_steps=3" in before and before.replace("max_steps=3", "max_steps=4") == now, "both commands, steps apart"
     assert re.search(r"Compute over every attempt of this work folder: pretraining \d+ min \(byol_phantom_xray [\d.]+\); "
                      r"4 fine-tuning runs \d+ min", report), "the report says what the benchmark took"
 
