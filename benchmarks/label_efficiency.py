@@ -61,6 +61,7 @@ class Init:
     labeled, the rest of the training split unlabeled): it is trained per budget and seed and scored as it is.
     ``baseline`` marks the init a group's others are compared with (by default its scratch init). ``pretrain_data``
     replaces the profile's data for this init's pretraining (e.g. phantoms, to ask whether they transfer).
+    ``budgets`` limits the init to some of the profile's budgets (a recipe tried where pretraining matters most).
     """
 
     name: str
@@ -72,6 +73,7 @@ class Init:
     per_cell: bool = False
     baseline: bool = False
     pretrain_data: list[str] = field(default_factory=list)
+    budgets: list[str] | None = None
 
     def reference(self, budget: str = "", seed: int = 0) -> str:
         """``scratch`` or ``zoo:ENTRY`` (a per-cell init's entry of that budget and seed)."""
@@ -277,7 +279,8 @@ def run_matrix(profile: Profile, workdir: Path, env: dict[str, str], resume: boo
         for line in done_file.read_text().splitlines():
             record = json.loads(line)
             finished[(record.get("part", ""), record["init"], record["budget"], record["seed"])] = record
-    cells = [Cell(init, budget) for init in profile.inits for budget in profile.budgets]
+    cells = [Cell(init, budget) for init in profile.inits for budget in profile.budgets
+             if init.budgets is None or budget in init.budgets]
     counts = {seed: budget_counts(profile, seed)[0] for seed in range(profile.seeds)}
     examples: dict[str, str] = {}
     total = len(cells) * profile.seeds

@@ -1,0 +1,27 @@
+"""The benchmark profiles: each loads, and every init names a group of its file and budgets of its part."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from label_efficiency import PROFILES, load_profiles  # noqa: E402
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in PROFILES.glob("*.yaml")))
+def test_every_profile_loads_with_known_groups_and_budgets(name: str, tmp_path: Path) -> None:
+    parts = load_profiles(name, tmp_path)
+    assert parts and all(part.inits for part in parts)
+    for part in parts:
+        for init in part.inits:
+            assert init.group in part.groups, f"{name}: init {init.name} names no group of the file"
+            assert set(init.budgets or part.budgets) <= set(part.budgets), f"{name}: {init.name} asks for other budgets"
+            assert part.scratch_of(init.group) is not None, f"{name}: group {init.group} has no baseline"
+
+
+def test_a_recipe_init_runs_at_its_own_budgets_only(tmp_path: Path) -> None:
+    (part,) = load_profiles("chest_xray", tmp_path)
+    linear = {init.name: init for init in part.inits if init.name.endswith("-linear")}
+    assert set(linear) == {"simclr-linear", "byol-linear", "byol-patient-linear"}
+    assert all(init.budgets == ["0.01"] and "method.mode=linear" in init.finetune_args for init in linear.values())
