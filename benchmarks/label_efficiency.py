@@ -215,7 +215,7 @@ def pretrain(profile: Profile, init: Init, entry: str, workdir: Path, env: dict[
     run_logged(command, workdir / "logs" / f"pretrain_{entry}.log", env)
     seconds = time.perf_counter() - start
     with (workdir / PRETRAINED_FILE).open("a") as handle:
-        handle.write(json.dumps({"entry": entry, "seconds": seconds, "resumed": bool(resuming)}) + "\n")
+        handle.write(json.dumps({"entry": entry, "seconds": seconds}) + "\n")
     print(f"  done in {seconds / 60:.1f} min", flush=True)
 
 
@@ -299,10 +299,10 @@ def run_matrix(profile: Profile, workdir: Path, env: dict[str, str], resume: boo
             if "seconds" in finished[key]:
                 cell.seconds[seed] = finished[key]["seconds"]
         else:
-            cell_start = time.perf_counter()
             if cell.init.per_cell:
                 cell_args = [f"data.label_budget={cell.budget}", f"seed={seed}", f"data.seed={seed}"]
                 pretrain(profile, cell.init, cell.init.cell_entry(cell.budget, seed), workdir, env, cell_args, resume)
+            cell_start = time.perf_counter()  # a per-cell init's training is counted with the pretrainings
             run_logged(command, workdir / "logs" / f"{output.name}.log", env)
             (record,) = sorted(output.glob(f"*/*/{TEST_METRICS}"))[-1:]
             cell.runs[seed] = json.loads(record.read_text())["metrics"]

@@ -151,6 +151,13 @@ def file_origin(args: argparse.Namespace) -> str:
     return f"\n- Classification file: `{args.classification_data}/{chosen.marker}`, md5 {digest}, {official}"
 
 
+def prepared(cfg: DictConfig) -> MultiTaskDataModule:
+    """The DataModule of a run's config, set up for training."""
+    datamodule = DATASETS[cfg.data.name](cfg.data)
+    datamodule.setup("fit")
+    return datamodule
+
+
 def data_summary(args: argparse.Namespace, datamodule: MultiTaskDataModule) -> tuple[str, list[int]]:
     """Images per part and split of both tasks as the DataModule holds them, and the test split's class labels."""
     parts = {f"{task}_{kind}": len(part) for task, kinds in datamodule.train_parts.items() for kind, part in kinds.items()}
@@ -343,14 +350,12 @@ def main() -> None:
             sys.exit(f"--resume: seed {record['seed']} in {done_file} was trained with {record.get('setting')}, not "
                      f"{setting}; use another --workdir, or leave --resume out to start over")
     start, load_start = time.perf_counter(), os.getloadavg()[0]
-    records = []
+    records, datamodule = [], None
     for seed in range(args.seed, args.seed + args.seeds):
         output_dir = args.workdir / f"seed_{seed}"
         cfg = run_config(args, seed, output_dir / "runs", None if args.publish else args.workdir / "zoo")
-        datamodule = DATASETS[cfg.data.name](cfg.data)
-        datamodule.setup("fit")
-        summary, test_labels = data_summary(args, datamodule)
         if seed not in finished:
+            datamodule = prepared(cfg)
             finished[seed] = {"seed": seed, "setting": setting, "MultiMix": run_multimix(cfg, datamodule),
                               "labels only": run_labels_only(cfg, datamodule, output_dir)}
             with done_file.open("a") as handle:
@@ -358,6 +363,7 @@ def main() -> None:
         records.append(finished[seed])
         scores = ", ".join(f"{run} AUC {finished[seed][run]['metrics']['test/auc']:.3f}" for run in RUNS)
         print(f"seed {seed}: {scores} ({(time.perf_counter() - start) / 60:.1f} min)", flush=True)
+    summary, test_labels = data_summary(args, datamodule or prepared(cfg))  # the split and counts are the same for every seed
     loads = (load_start, os.getloadavg()[0])
     text = report(args, cfg, records, summary, test_labels, time.perf_counter() - start, loads)
     output = report_path(f"multimix_{args.classification}.md", args.write, args.output)
