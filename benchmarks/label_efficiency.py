@@ -285,7 +285,8 @@ def run_matrix(profile: Profile, workdir: Path, env: dict[str, str], resume: boo
     examples: dict[str, str] = {}
     total = len(cells) * profile.seeds
     start, ran = time.perf_counter(), 0
-    for index, (cell, seed) in enumerate(((c, s) for c in cells for s in range(profile.seeds)), 1):
+    order = [(c, s) for c in cells for s in range(profile.seeds)]
+    for index, (cell, seed) in enumerate(order, 1):
         output = workdir / "finetune" / f"{profile.part + '_' if profile.part else ''}{cell.init.name}_{cell.budget}_{seed}"
         command = finetune_command(profile, cell.init, cell.budget, seed, output)
         shown = shlex.join(["python", *(w for w in command[len(profile.python):] if not w.startswith("output_dir="))])
@@ -314,11 +315,12 @@ def run_matrix(profile: Profile, workdir: Path, env: dict[str, str], resume: boo
             ran += 1
         cell.counts[seed] = counts[seed].get(cell.budget, {})
         elapsed = time.perf_counter() - start
-        remaining = elapsed / ran * (total - index) if ran else float("nan")
+        pending = sum(1 for c, s in order[index:] if (profile.part, c.init.name, c.budget, s) not in finished)
+        remaining = f"~{elapsed / ran * pending / 60:.0f} min left" if ran else f"{pending} cells to run"
         scores = ", ".join(f"{m} {cell.runs[seed][m]:.3f}" for m in METRICS[profile.task] if m in cell.runs[seed])
         flag = "  ONE CLASS" if one_class(cell.runs[seed]) else ""
         print(f"[{index}/{total}] {cell.init.name} budget {cell.budget} seed {seed}: {scores}{flag}  "
-              f"({elapsed / 60:.1f} min, ~{remaining / 60:.0f} min left)", flush=True)
+              f"({elapsed / 60:.1f} min, {remaining})", flush=True)
     return cells, examples
 
 
