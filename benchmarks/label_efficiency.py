@@ -220,15 +220,16 @@ def pretrain(profile: Profile, init: Init, entry: str, workdir: Path, env: dict[
 
 
 def pretrain_missing(profile: Profile, workdir: Path, env: dict[str, str], resume: bool) -> dict[str, list[dict[str, float]]]:
-    """Pretrain every shared init whose entry is not in the store yet; the validation curve (per epoch) of each."""
-    curves = {}
+    """Pretrain every shared init whose entry is not in the store yet; the validation curve (per epoch) of each entry,
+    named after the inits that start from it."""
+    users: dict[str, list[str]] = {}
     for init in profile.inits:
         if init.entry is None or init.per_cell:
             continue
-        if init.entry not in zoo.BUILTIN:
+        if init.entry not in users and init.entry not in zoo.BUILTIN:
             pretrain(profile, init, init.entry, workdir, env, [], resume)
-        curves[init.name] = pretraining_curve(workdir / "pretrain" / init.entry)
-    return curves
+        users.setdefault(init.entry, []).append(init.name)
+    return {" = ".join(names): pretraining_curve(workdir / "pretrain" / entry) for entry, names in users.items()}
 
 
 def pretraining_curve(folder: Path) -> list[dict[str, float]]:
