@@ -469,7 +469,9 @@ Plot: `{png_text}`
 
 PROTOCOL = """Protocol: each cell is one fine-tuning run per seed; the checkpoint kept is the best on the validation metric
 `method.monitor` (AUC for classification, Dice for segmentation: a model that predicts one class cannot win it) and
-is scored once on the test split. The train/val/test split is fixed by `data.split_seed` for every seed; seed k draws
+is scored once on the test split; with `method.threshold=validation` a two-class test split is scored at the operating
+point that checkpoint reaches on validation (best sensitivity + specificity) instead of 0.5, which changes accuracy,
+F1 and the one-class flag, not AUC. The train/val/test split is fixed by `data.split_seed` for every seed; seed k draws
 the labeled subset (stratified by class, nested across budgets), the head's initialisation (and the whole network's
 for scratch) and the order of batches. Pretraining used the training split only, labels unused. A semi-supervised
 init trains on each cell's budget with the rest of the training split unlabeled and is scored as trained. A gain is

@@ -16,6 +16,7 @@ from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
 from torch import nn
 from torchmetrics import Metric, SumMetric
+from torchmetrics.classification import BinaryROC
 
 from lightning_ssl.methods.base import BaseMethod
 from lightning_ssl.methods.preview import Preview, label_map
@@ -42,6 +43,11 @@ class ClassWeights(Choice):
     balanced = "balanced"
 
 
+class Threshold(Choice):
+    validation = "validation"
+    argmax = "argmax"
+
+
 @dataclass
 class FinetuneConfig(MethodConfig):
     """The downstream task, where the encoder (and decoder) start, and what trains.
@@ -58,6 +64,9 @@ class FinetuneConfig(MethodConfig):
     volumes larger than the training patch by sliding windows. ``sw_window``: the size of those windows (default: the
     training patch); a window at least as large as the volumes scores each in one pass, zero-padded (e.g. 51^3 crops
     with ``[56,56,56]``: 1 forward pass instead of 8 windows of 48^3).
+    ``threshold``: the operating point of a two-class task at test: ``validation`` predicts the positive (second)
+    class at or above the probability that maximises sensitivity + specificity (Youden's J) on the validation split,
+    as scored by the kept checkpoint; ``argmax`` at 0.5. AUC does not depend on it; more than two classes use argmax.
     """
 
     name: str = "finetune"
@@ -72,6 +81,7 @@ class FinetuneConfig(MethodConfig):
     class_weights: ClassWeights = ClassWeights.none
     sw_overlap: float = 0.25
     sw_window: Optional[list[int]] = None
+    threshold: Threshold = Threshold.validation
     online_probe: bool = False
 
 
@@ -133,6 +143,9 @@ class FinetuneMethod(BaseMethod):
             self.head = ClassificationHead(self.network.encoder.out_channels, classes, hidden, standardise=linear)
             self.scores = nn.ModuleDict({stage: classification_metrics(self.class_names(), stage) for stage in STAGES})
             self.register_buffer("class_weight", torch.ones(classes))
+            if classes == 2 and method.get("threshold", Threshold.validation) == Threshold.validation:
+                self.roc = BinaryROC()
+        self.threshold: float | None = None
         self.samples = nn.ModuleDict({stage: SumMetric() for stage in STAGES})
         if self.cfg.method.mode == "linear":
             self.network.encoder.requires_grad_(False)
@@ -206,8 +219,12 @@ class FinetuneMethod(BaseMethod):
         self.log(f"{stage}/samples", self.samples[stage], on_step=False, on_epoch=True)
         if self.segmentation:
             self.scores[stage].update(logits.argmax(dim=1, keepdim=True), target)
-        else:
-            self.scores[stage].update(logits.softmax(dim=1), target)
+            return
+        if stage == "val" and hasattr(self, "roc"):
+            self.roc.update(logits.softmax(dim=1)[:, 1], target)
+        if stage == "test" and self.threshold is not None:
+            logits = operating_point_logits(logits, self.threshold)
+        self.scores[stage].update(logits.softmax(dim=1), target)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Loss and metrics on the validation split."""
@@ -237,9 +254,32 @@ class FinetuneMethod(BaseMethod):
         return segmentation_scores(method.seg_metrics, method.seg_classes, self.data_info.spacing)
 
     def on_validation_epoch_end(self) -> None:
-        """Scores of the validation split."""
+        """Scores of the validation split (at argmax), and the operating point they give the test split."""
         log_scores(self, self.scores["val"], "val")
+        if hasattr(self, "roc") and self.roc.update_called:
+            self.threshold = youden_threshold(*self.roc.compute())
+            self.roc.reset()
+            self.log("val/threshold", self.threshold, sync_dist=True)
 
     def on_test_epoch_end(self) -> None:
-        """Scores of the test split."""
+        """Scores of the test split, at the operating point chosen on validation (``test/threshold``)."""
         log_scores(self, self.scores["test"], "test")
+        if self.threshold is not None:
+            self.log("test/threshold", self.threshold, sync_dist=True)
+
+
+def youden_threshold(false_positive_rate: torch.Tensor, true_positive_rate: torch.Tensor, thresholds: torch.Tensor) -> float | None:
+    """A positive-class probability between the ROC point that maximises sensitivity + specificity and the next lower
+    score (so rounding cannot move a validation sample across it); ``None`` (argmax) when no point beats chance."""
+    gain = true_positive_rate - false_positive_rate
+    best = int(gain.argmax())
+    if gain[best] <= 0:
+        return None
+    return float(((thresholds[best] + thresholds[best + 1]) / 2).clamp(1e-6, 1 - 1e-6))
+
+
+def operating_point_logits(logits: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Two-class logits shifted so that argmax predicts the second class exactly where its softmax probability is at
+    least ``threshold``; the ranking of the samples, hence the AUC, is unchanged."""
+    shift = torch.logit(torch.tensor(threshold, dtype=logits.dtype, device=logits.device))
+    return torch.stack([logits[:, 0], logits[:, 1] - shift], dim=1)

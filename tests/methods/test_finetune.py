@@ -15,7 +15,7 @@ from PIL import Image
 
 from lightning_ssl import zoo
 from lightning_ssl.config import ConfigError, build_config
-from lightning_ssl.methods.finetune import FinetuneMethod
+from lightning_ssl.methods.finetune import FinetuneMethod, operating_point_logits, youden_threshold
 from lightning_ssl.train import TEST_METRICS, finetune, pretrain
 
 
@@ -129,3 +129,37 @@ def test_brain_segmentation_reports_dice_and_hd95_per_brats_region(tmp_path: Pat
     two_classes = [arg for arg in args[1:] if arg != "method.seg_classes=4"]
     with pytest.raises(ConfigError, match="seg_classes=4"):
         build_method("finetune", *two_classes)
+
+
+def _skewed_logits() -> tuple[torch.Tensor, torch.Tensor]:
+    """Two-class logits that rank every positive above every negative while argmax calls them all negative."""
+    target = torch.tensor([0, 0, 0, 1, 1, 1])
+    positive = torch.tensor([0.05, 0.10, 0.15, 0.30, 0.35, 0.40])
+    return torch.stack([torch.zeros(6), torch.logit(positive)], dim=1), target
+
+
+def test_the_test_split_is_scored_at_the_operating_point_chosen_on_validation(tmp_path: Path) -> None:
+    method, _ = build_finetune(*tiny(tmp_path))
+    logged: dict[str, object] = {}
+    method.log = lambda name, value, **_: logged.__setitem__(name, value)  # no trainer: record what is logged
+    logits, target = _skewed_logits()
+    method.forward = lambda images: logits
+    batch = {"image": torch.zeros(6, 1, 32, 32, 16), "label": target}
+    method.validation_step(batch, 0)
+    method.on_validation_epoch_end()
+    method.test_step(batch, 0)
+    method.on_test_epoch_end()
+    assert sorted(float(v) for k, v in logged.items() if k.startswith("val/predicted_")) == [0.0, 6.0], "argmax: one class"
+    assert 0.15 < logged["val/threshold"] < 0.30 and logged["test/threshold"] == logged["val/threshold"]
+    assert logged["test/acc"] == 1.0 and logged["test/auc"] == pytest.approx(logged["val/auc"]) == 1.0
+    assert sorted(float(v) for k, v in logged.items() if k.startswith("test/predicted_")) == [3.0, 3.0]
+
+
+def test_argmax_threshold_and_a_chance_level_validation_keep_the_argmax(tmp_path: Path) -> None:
+    method, _ = build_finetune(*tiny(tmp_path), "method.threshold=argmax")
+    assert not hasattr(method, "roc")
+    assert youden_threshold(torch.tensor([0.0, 0.5, 1.0]), torch.tensor([0.0, 0.5, 1.0]), torch.tensor([1.0, 0.6, 0.2])) is None
+    logits, _ = _skewed_logits()
+    shifted = operating_point_logits(logits, 0.25)
+    assert shifted.argmax(dim=1).tolist() == [0, 0, 0, 1, 1, 1]
+    assert torch.equal(shifted.softmax(dim=1)[:, 1].argsort(), logits.softmax(dim=1)[:, 1].argsort())
