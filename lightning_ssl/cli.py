@@ -1,4 +1,4 @@
-"""One entry point: ``python -m lightning_ssl pretrain | finetune | sweep | config | check-data | zoo ...``.
+"""One entry point: ``python -m lightning_ssl pretrain | finetune | score | sweep | config | check-data | zoo ...``.
 
 Overrides are ``key=value`` or ``--key=value`` (as a W&B sweep agent passes them); ``METHOD=`` and ``DATA=`` are
 accepted as ``method=`` and ``data=``. Heavy libraries are imported only when a command runs, so ``--help`` is quick.
@@ -30,14 +30,14 @@ def user_errors() -> tuple[type[Exception], ...]:
 def _run_command(command: Command, overrides: list[str]) -> int:
     from lightning_ssl.train import resumed_config
 
-    cfg, resume = resumed_config(command.build(overrides), overrides, command.defaults)
+    cfg, resume = resumed_config(command.build(overrides), overrides, command.defaults, command.trains)
     if resume is not None:
-        print(f"resuming run {resume.run_dir} from {resume.checkpoint}", flush=True)
+        print(f"resuming run {resume.run_dir} from {resume.checkpoint}" if command.trains else f"scoring run {resume.run_dir}", flush=True)
     result = command.run(cfg, resume)
     print(f"run folder: {result.run_dir}")
     if getattr(result, "zoo_entry", None) is not None:
         print(f"zoo entry:  {result.zoo_entry}  (python -m lightning_ssl zoo info {result.zoo_entry.parent.name})")
-    if command.name == "finetune":
+    if command.defaults.get("method") == "finetune":
         from lightning_ssl.train import TEST_METRICS
 
         for key, value in sorted(result.metrics.items()):

@@ -13,12 +13,13 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Command:
-    """A command that builds a config from overrides and runs it."""
+    """A command that builds a config from overrides and runs it (``trains``: a resumed run needs steps left)."""
 
     name: str
     summary: str
     defaults: dict[str, str] = field(default_factory=dict)
     runner: str = ""
+    trains: bool = True
 
     def run(self, cfg: Any, resume: Any = None) -> Any:
         """Run ``cfg`` (continuing ``resume`` when given); returns the runner's result."""
@@ -42,5 +43,12 @@ COMMANDS: dict[str, Command] = {
         "train a task network from scratch or a zoo entry on a label budget and score it on the test split",
         {"method": "finetune"},
         "lightning_ssl.train:finetune",
+    ),
+    "score": Command(
+        "score",
+        "score a finished fine-tuning run's kept checkpoint again (resume=RUN_FOLDER), e.g. at another method.threshold",
+        {"method": "finetune"},
+        "lightning_ssl.train:score",
+        trains=False,
     ),
 }

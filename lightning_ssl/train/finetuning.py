@@ -18,7 +18,7 @@ from lightning_ssl.errors import ConfigError
 from lightning_ssl.methods.base import BaseMethod
 from lightning_ssl.registry import DATASETS, METHODS
 from lightning_ssl.train.folders import ResumeTarget
-from lightning_ssl.train.run import open_run
+from lightning_ssl.train.run import Run, open_run
 
 log = logging.getLogger(__name__)
 
@@ -135,16 +135,38 @@ def finetune(cfg: DictConfig, resume: ResumeTarget | None = None) -> FinetuneRes
     monitor = registered("method", cfg.method.name).monitored(cfg.method)
     with open_run(cfg, resume, monitor=monitor, prepare=with_entry_network) as run:
         init = load_pretrained(run.method, run.cfg) if resume is None else {"init": f"resumed from {resume.checkpoint}"}
-        trainer = run.trainer
-        trainer.fit(run.method, datamodule=run.datamodule, **run.fit_arguments())
-        validation = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        best = run.best_or_last()
-        if best is not None:
-            scored = trainer.validate(run.method, datamodule=run.datamodule, ckpt_path=str(best), verbose=False, weights_only=True)
-            validation.update(scored[0] if scored else {})
-        results = trainer.test(run.method, datamodule=run.datamodule, ckpt_path=str(best) if best else None, verbose=False, weights_only=True)
-        metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
-        if trainer.is_global_zero:
-            record = {"init": init, "label_budget": cfg.data.label_budget, "checkpoint": str(best), "metrics": metrics}
-            (run.directory / TEST_METRICS).write_text(json.dumps(record, indent=2, default=str))
-        return FinetuneResult(run.directory, best, init, metrics, validation)
+        run.trainer.fit(run.method, datamodule=run.datamodule, **run.fit_arguments())
+        validation = {k: float(v) for k, v in run.trainer.callback_metrics.items() if v.numel() == 1}
+        return _score_kept(run, run.best_or_last(), init, validation)
+
+
+def score(cfg: DictConfig, resume: ResumeTarget | None = None) -> FinetuneResult:
+    """Score a finished fine-tuning run's kept checkpoint again, without training: validation, then the test split
+    (at the operating point that validation gives, ``method.threshold``), with this version's code and ``cfg`` (the
+    run's saved config with the command's overrides); rewrites the run's ``test_metrics.json``."""
+    if resume is None:
+        raise ConfigError("score needs the fine-tuning run to score: resume=RUN_FOLDER, or resume=last with its output_dir")
+    record_file = resume.run_dir / TEST_METRICS
+    if not record_file.is_file():
+        raise ConfigError(f"resume={cfg.resume}: {resume.run_dir} has no {TEST_METRICS}: only a finished fine-tuning run can be scored again")
+    earlier = json.loads(record_file.read_text())
+    kept = resume.run_dir / "checkpoints" / Path(str(earlier.get("checkpoint"))).name  # the run folder may have moved
+    if not kept.is_file():
+        raise ConfigError(f"resume={cfg.resume}: the kept checkpoint {kept} is missing")
+    # the saved config already holds the zoo entry's network, and the weights come from the checkpoint: no zoo needed
+    with open_run(cfg, resume, monitor=registered("method", cfg.method.name).monitored(cfg.method)) as run:
+        return _score_kept(run, kept, earlier["init"], {})
+
+
+def _score_kept(run: Run, best: Path | None, init: dict[str, Any], validation: dict[str, float]) -> FinetuneResult:
+    """Validate ``best`` (which sets the test's operating point), score the test split with it, write the record."""
+    trainer = run.trainer
+    if best is not None:
+        scored = trainer.validate(run.method, datamodule=run.datamodule, ckpt_path=str(best), verbose=False, weights_only=True)
+        validation.update(scored[0] if scored else {})
+    results = trainer.test(run.method, datamodule=run.datamodule, ckpt_path=str(best) if best else None, verbose=False, weights_only=True)
+    metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
+    if trainer.is_global_zero:
+        record = {"init": init, "label_budget": run.cfg.data.label_budget, "checkpoint": str(best), "metrics": metrics}
+        (run.directory / TEST_METRICS).write_text(json.dumps(record, indent=2, default=str))
+    return FinetuneResult(run.directory, best, init, metrics, validation)

@@ -17,9 +17,12 @@ from lightning_ssl.train.folders import ResumeTarget, find_resume
 log = logging.getLogger(__name__)
 
 
-def resumed_config(cfg: DictConfig, overrides: list[str], defaults: dict[str, str] | None = None) -> tuple[DictConfig, ResumeTarget | None]:
+def resumed_config(
+    cfg: DictConfig, overrides: list[str], defaults: dict[str, str] | None = None, trains: bool = True
+) -> tuple[DictConfig, ResumeTarget | None]:
     """The config to run and the checkpoint to restore: without ``resume``, ``cfg`` itself; with it, the resumed run's
-    saved config with ``overrides`` on top, after checking its checkpoint can be read safely and has steps left."""
+    saved config with ``overrides`` on top, after checking its checkpoint can be read safely and (when it ``trains``
+    on) has steps left."""
     if not cfg.resume:
         return cfg, None
     target = find_resume(cfg.output_dir, cfg.run_name, str(cfg.resume))
@@ -29,7 +32,8 @@ def resumed_config(cfg: DictConfig, overrides: list[str], defaults: dict[str, st
         checkpoint = load_lightning_checkpoint(target.checkpoint)
     except (UnsafeCheckpointError, FileNotFoundError) as error:
         raise ConfigError(f"resume={cfg.resume}: {error}") from None
-    _check_steps_left(cfg, target, checkpoint)
+    if trains:
+        _check_steps_left(cfg, target, checkpoint)
     log.info("resuming %s from %s (step %s)", target.run_dir, target.checkpoint.name, checkpoint.get("global_step"))
     return cfg, target
 

@@ -16,6 +16,7 @@ from PIL import Image
 from lightning_ssl import zoo
 from lightning_ssl.config import ConfigError, build_config
 from lightning_ssl.methods.finetune import FinetuneMethod, operating_point_logits, youden_threshold
+from lightning_ssl.cli import main
 from lightning_ssl.train import TEST_METRICS, finetune, pretrain
 
 
@@ -163,3 +164,22 @@ def test_argmax_threshold_and_a_chance_level_validation_keep_the_argmax(tmp_path
     shifted = operating_point_logits(logits, 0.25)
     assert shifted.argmax(dim=1).tolist() == [0, 0, 0, 1, 1, 1]
     assert torch.equal(shifted.softmax(dim=1)[:, 1].argsort(), logits.softmax(dim=1)[:, 1].argsort())
+
+
+@pytest.mark.slow
+def test_score_rescores_the_kept_checkpoint_of_a_finished_run_without_training(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    common = [*tiny(tmp_path), "trainer.max_steps=2", "data.test_fraction=0.25", "data.val_fraction=0.25"]
+    first = finetune(build_config(["method=finetune", *common, "method.threshold=argmax"]))
+    before = json.loads((first.run_dir / TEST_METRICS).read_text())
+    weights = first.best_checkpoint.read_bytes()
+    assert main(["score", f"resume={first.run_dir}", "method.threshold=validation"]) == 0
+    after = json.loads((first.run_dir / TEST_METRICS).read_text())
+    assert after["metrics"]["test/auc"] == pytest.approx(before["metrics"]["test/auc"]), "the same checkpoint, the same ranking"
+    assert after["checkpoint"] == before["checkpoint"] and first.best_checkpoint.read_bytes() == weights, "nothing trained"
+    assert "method.threshold=validation" not in str(before) and "threshold: validation" in (first.run_dir / "config.yaml").read_text()
+    assert f"scoring run {first.run_dir}" in capsys.readouterr().out
+
+
+def test_score_needs_a_finished_fine_tuning_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["score", *tiny(tmp_path)]) == 2
+    assert "score needs the fine-tuning run to score: resume=RUN_FOLDER" in capsys.readouterr().err
