@@ -27,6 +27,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -50,6 +51,7 @@ PROFILES = Path(__file__).resolve().parent / "profiles"
 METRICS = {"classification": ["test/auc", "test/acc", "test/f1"], "segmentation": ["test/dice", "test/hd95_class1"]}
 LOWER_IS_BETTER = {"test/hd95_class1"}
 DONE_FILE = "cells.jsonl"
+SCORING_KEYS = ("method.threshold=",)  # overrides that change how a kept checkpoint is scored, not training
 PRETRAINED_FILE = "pretraining.jsonl"
 
 
@@ -106,11 +108,21 @@ class Profile:
     pretrain_data_args: list[str] = field(default_factory=list)
     description: str = ""
     part: str = ""
+    budget_seeds: dict[str, int] = field(default_factory=dict)  # seeds at some budgets instead of ``seeds``
     # given on the command line (--pretrain-args, --finetune-args): applied over the profile's and the init's own
     extra_pretrain_args: list[str] = field(default_factory=list)
     extra_finetune_args: list[str] = field(default_factory=list)
     # the interpreter command of every run (--python): this Python unless told otherwise
     python: list[str] = field(default_factory=lambda: [sys.executable])
+
+    def seeds_at(self, budget: str) -> int:
+        """How many seeds the cells of ``budget`` run."""
+        return self.budget_seeds.get(budget, self.seeds)
+
+    def seeds_text(self) -> str:
+        """``5 seeds``, or ``3 seeds (5 at budget 10)`` when some budgets run more or fewer."""
+        others = ", ".join(f"{n} at budget {b}" for b, n in self.budget_seeds.items() if b in self.budgets and n != self.seeds)
+        return f"{self.seeds} seeds" + (f" ({others})" if others else "")
 
     def scratch_of(self, group: str) -> Init | None:
         """The init a group's others are compared with: the one marked ``baseline``, else its scratch init."""
@@ -127,6 +139,7 @@ class Cell:
     runs: dict[int, dict[str, float]] = field(default_factory=dict)
     counts: dict[int, dict[str, int]] = field(default_factory=dict)
     seconds: dict[int, float] = field(default_factory=dict)
+    rescored: set[int] = field(default_factory=set)
 
     def values(self, metric: str, seeds: list[int] | None = None) -> np.ndarray:
         """The metric of every seed (or of ``seeds``), in seed order."""
@@ -271,9 +284,33 @@ def finetune_command(profile: Profile, init: Init, budget: str, seed: int, outpu
     )
 
 
-def run_matrix(profile: Profile, workdir: Path, env: dict[str, str], resume: bool) -> tuple[list[Cell], dict[str, str]]:
-    """Every cell of the matrix (cells recorded as finished in the work folder are read back, not run again), and the
-    command of one cell per init as an example."""
+def scoring_change(before: str, now: str) -> list[str] | None:
+    """The scoring overrides of ``now`` when the two cell commands differ only in how the kept checkpoint is scored
+    (``SCORING_KEYS``, which do not change training or the checkpoint kept); None when they differ in anything else."""
+    old, new = shlex.split(before), shlex.split(now)
+    if [w for w in old if not w.startswith(SCORING_KEYS)] != [w for w in new if not w.startswith(SCORING_KEYS)]:
+        return None
+    return [w for w in new if w.startswith(SCORING_KEYS)]
+
+
+def rescore(profile: Profile, output: Path, record: dict[str, Any], overrides: list[str], shown: str, workdir: Path,
+            env: dict[str, str]) -> dict[str, Any]:
+    """Score a recorded cell's kept checkpoint again with ``overrides`` (``lightning_ssl score``); the new record."""
+    (metrics_file,) = sorted(output.glob(f"*/*/{TEST_METRICS}"))[-1:]
+    start = time.perf_counter()
+    run_logged(cli(profile, "score", f"resume={metrics_file.parent}", *overrides), workdir / "logs" / f"{output.name}_score.log", env)
+    seconds = {"seconds": record["seconds"] + time.perf_counter() - start} if "seconds" in record else {}
+    record = {**record, "metrics": json.loads(metrics_file.read_text())["metrics"], "command": shown, **seconds,
+              "rescored": {"from": record["command"]}}
+    with (workdir / DONE_FILE).open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    return record
+
+
+def run_matrix(profile: Profile, workdir: Path, env: dict[str, str], resume: bool, rescore_changed: bool = False) -> tuple[list[Cell], dict[str, str]]:
+    """Every cell of the matrix (cells recorded as finished in the work folder are read back, not run again; with
+    ``rescore_changed``, those recorded with other scoring overrides are scored again), and the command of one cell
+    per init as an example."""
     done_file = workdir / DONE_FILE
     finished = {}
     if done_file.is_file():
@@ -282,11 +319,11 @@ def run_matrix(profile: Profile, workdir: Path, env: dict[str, str], resume: boo
             finished[(record.get("part", ""), record["init"], record["budget"], record["seed"])] = record
     cells = [Cell(init, budget) for init in profile.inits for budget in profile.budgets
              if init.budgets is None or budget in init.budgets]
-    counts = {seed: budget_counts(profile, seed)[0] for seed in range(profile.seeds)}
+    counts = {seed: budget_counts(profile, seed)[0] for seed in range(max(map(profile.seeds_at, profile.budgets)))}
     examples: dict[str, str] = {}
-    total = len(cells) * profile.seeds
     start, ran = time.perf_counter(), 0
-    order = [(c, s) for c in cells for s in range(profile.seeds)]
+    order = [(c, s) for c in cells for s in range(profile.seeds_at(c.budget))]
+    total = len(order)
     for index, (cell, seed) in enumerate(order, 1):
         output = workdir / "finetune" / f"{profile.part + '_' if profile.part else ''}{cell.init.name}_{cell.budget}_{seed}"
         command = finetune_command(profile, cell.init, cell.budget, seed, output)
@@ -294,10 +331,16 @@ def run_matrix(profile: Profile, workdir: Path, env: dict[str, str], resume: boo
         examples.setdefault(cell.init.name, shown)
         key = (profile.part, cell.init.name, cell.budget, seed)
         if key in finished and finished[key].get("command", shown) != shown:
-            sys.exit(f"--resume: {cell.init.name} budget {cell.budget} seed {seed} in {done_file} ran as\n  "
-                     f"{finished[key]['command']}\nnot as\n  {shown}\nuse another --workdir, or leave --resume out to start over")
+            change = scoring_change(finished[key]["command"], shown) if rescore_changed else None
+            if change is None:
+                sys.exit(f"--resume: {cell.init.name} budget {cell.budget} seed {seed} in {done_file} ran as\n  "
+                         f"{finished[key]['command']}\nnot as\n  {shown}\nuse another --workdir, or leave --resume out to "
+                         f"start over (--rescore scores again cells that differ only in {', '.join(SCORING_KEYS)})")
+            finished[key] = rescore(profile, output, finished[key], change, shown, workdir, env)
         if key in finished:
             cell.runs[seed] = finished[key]["metrics"]
+            if "rescored" in finished[key]:
+                cell.rescored.add(seed)
             if "seconds" in finished[key]:
                 cell.seconds[seed] = finished[key]["seconds"]
         else:
@@ -440,7 +483,7 @@ def plot(profile: Profile, cells: list[Cell], curves: dict[str, list[dict[str, f
         axis.set_ylabel("val/probe_acc (online linear probe)")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
-    figure.suptitle(f"{profile.name}: {profile.task}, {profile.seeds} seeds", fontsize=10)
+    figure.suptitle(f"{profile.name}: {profile.task}, {profile.seeds_text()}", fontsize=10)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
@@ -454,7 +497,12 @@ def part_section(profile: Profile, cells: list[Cell], examples: dict[str, str], 
                 f"{np.bincount(test_labels).max() / len(test_labels):.3f}." if test_labels else "")
     png_text = png.relative_to(REPO) if png.is_relative_to(REPO) else png
     title = f"## {profile.part}: {profile.task}\n\n" if profile.part else ""
-    return f"""{title}Task {profile.task}, budgets {", ".join(profile.budgets)}, {profile.seeds} seeds.{majority}
+    rescored = sum(len(cell.rescored) for cell in cells)
+    rescored_text = (f"\n{rescored} of the runs were trained by an earlier version with other scoring overrides "
+                     f"({', '.join(SCORING_KEYS)}) and their kept checkpoints scored again by `python -m lightning_ssl score` "
+                     "(which neither trains nor changes the checkpoint kept), so they are what the command below gives."
+                     if rescored else "")
+    return f"""{title}Task {profile.task}, budgets {", ".join(profile.budgets)}, {profile.seeds_text()}.{majority}{rescored_text}
 Each cell runs (one example per init):
 
 {example_lines}
@@ -533,6 +581,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pretrain-args", nargs="*", default=[], help="overrides for pretraining missing entries")
     parser.add_argument("--workdir", default=None, help="where runs, logs and the pretrained entries go (default: runs/benchmarks/<profile>)")
     parser.add_argument("--resume", action="store_true", help="keep the cells an earlier attempt finished in the work folder")
+    parser.add_argument("--rescore", action="store_true", help="with --resume: score again (lightning_ssl score) the "
+                        "recorded cells whose command differs only in scoring overrides (method.threshold), instead of refusing")
     parser.add_argument("--write", action="store_true", help="write the committed report results/label_efficiency_<profile>.md")
     parser.add_argument("--output", default=None, help="write the report here instead")
     parser.add_argument("--python", default=None, help="the command that runs python for each pretraining and cell "
@@ -555,6 +605,8 @@ def main() -> None:
             profile.python = shlex.split(args.python)
         profile.budgets = args.budgets or profile.budgets or ["0.01", "0.1", "1.0"]
         profile.seeds = args.seeds or profile.seeds or 3
+        if args.seeds:
+            profile.budget_seeds = {}
         if args.profile:
             profile.extra_finetune_args = args.finetune_args
             profile.extra_pretrain_args = args.pretrain_args
@@ -564,6 +616,8 @@ def main() -> None:
         env[ENV_VAR] = str(workdir / "zoo")
     start, load_start = time.perf_counter(), os.getloadavg()[0]
     workdir.mkdir(parents=True, exist_ok=True)
+    if args.rescore and not args.resume:
+        sys.exit("--rescore scores again the cells of an earlier attempt: use it with --resume")
     if not args.resume:
         (workdir / DONE_FILE).unlink(missing_ok=True)
     tests = [budget_counts(profile, 0)[1] for profile in profiles]
@@ -577,7 +631,7 @@ def main() -> None:
     sections, every_cell = [], []
     for profile, test_labels in zip(profiles, tests):
         _with_groups(profile, env)
-        cells, examples = run_matrix(profile, workdir, env, args.resume)
+        cells, examples = run_matrix(profile, workdir, env, args.resume, args.rescore)
         every_cell += cells
         png = output.with_name(f"{output.stem}{'_' + profile.part if profile.part else ''}.png")
         plot(profile, cells, curves, png)

@@ -25,3 +25,9 @@ def test_a_recipe_init_runs_at_its_own_budgets_only(tmp_path: Path) -> None:
     linear = {init.name: init for init in part.inits if init.name.endswith("-linear")}
     assert set(linear) == {"simclr-linear", "byol-linear", "byol-patient-linear"}
     assert all(init.budgets == ["0.01"] and "method.mode=linear" in init.finetune_args for init in linear.values())
+
+
+def test_the_lidc_profile_runs_five_seeds_where_its_bar_is_and_three_elsewhere(tmp_path: Path) -> None:
+    segmentation = next(profile for profile in load_profiles("lidc", tmp_path) if profile.part == "segmentation")
+    assert [segmentation.seeds_at(budget) for budget in segmentation.budgets] == [3, 5, 3, 3]
+    assert segmentation.seeds_text() == "3 seeds (5 at budget 10)"

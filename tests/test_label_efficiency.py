@@ -67,6 +67,11 @@ def test_report_has_a_row_for_every_cell_and_pretrains_the_missing_entry(tmp_pat
     assert "trainer.max_steps=3" in before and before.replace("max_steps=3", "max_steps=4") == now, "both commands, steps apart"
     assert re.search(r"Compute over every attempt of this work folder: pretraining \d+ min \(byol_phantom_xray [\d.]+\); "
                      r"4 fine-tuning runs \d+ min", report), "the report says what the benchmark took"
+    rescored = _benchmark(tmp_path, "--inits", "scratch", "zoo:byol_phantom_xray", "--budgets", "4", "--seeds", "2", "--steps", "3",
+                          "--pretrain-args", "trainer.max_steps=2", "network.features=[4,8,16]",
+                          "--finetune-args", "method.threshold=argmax", "--resume", "--rescore", warm=True)
+    assert "4 of the runs were trained by an earlier version" in rescored and "method.threshold=argmax" in rescored
+    assert [(r[0], r[5]) for r in _rows(rescored)] == [(r[0], r[5]) for r in rows], "AUC does not depend on the threshold"
 
 
 @pytest.mark.slow
