@@ -301,7 +301,7 @@ def rescore(profile: Profile, output: Path, record: dict[str, Any], overrides: l
     run_logged(cli(profile, "score", f"resume={metrics_file.parent}", *overrides), workdir / "logs" / f"{output.name}_score.log", env)
     seconds = {"seconds": record["seconds"] + time.perf_counter() - start} if "seconds" in record else {}
     record = {**record, "metrics": json.loads(metrics_file.read_text())["metrics"], "command": shown, **seconds,
-              "rescored": {"from": record["command"]}}
+              "rescored": {"from": record.get("command", "not recorded")}}
     with (workdir / DONE_FILE).open("a") as handle:
         handle.write(json.dumps(record) + "\n")
     return record
@@ -330,8 +330,10 @@ def run_matrix(profile: Profile, workdir: Path, env: dict[str, str], resume: boo
         shown = shlex.join(["python", *(w for w in command[len(profile.python):] if not w.startswith("output_dir="))])
         examples.setdefault(cell.init.name, shown)
         key = (profile.part, cell.init.name, cell.budget, seed)
-        if key in finished and finished[key].get("command", shown) != shown:
-            change = scoring_change(finished[key]["command"], shown) if rescore_changed else None
+        recorded = finished[key].get("command") if key in finished else shown
+        # a record from before commands were recorded is taken as this command, or scored again with --rescore
+        if recorded != shown and (recorded is not None or rescore_changed):
+            change = scoring_change(recorded or shown, shown) if rescore_changed else None
             if change is None:
                 sys.exit(f"--resume: {cell.init.name} budget {cell.budget} seed {seed} in {done_file} ran as\n  "
                          f"{finished[key]['command']}\nnot as\n  {shown}\nuse another --workdir, or leave --resume out to "
