@@ -500,10 +500,11 @@ def part_section(profile: Profile, cells: list[Cell], examples: dict[str, str], 
     png_text = png.relative_to(REPO) if png.is_relative_to(REPO) else png
     title = f"## {profile.part}: {profile.task}\n\n" if profile.part else ""
     rescored = sum(len(cell.rescored) for cell in cells)
-    rescored_text = (f"\n{rescored} of the runs were trained by an earlier version with other scoring overrides "
-                     f"({', '.join(SCORING_KEYS)}) and their kept checkpoints scored again by `python -m lightning_ssl score` "
-                     "(which neither trains nor changes the checkpoint kept), so they are what the command below gives."
-                     if rescored else "")
+    keys = ", ".join(f"`{key.rstrip('=')}`" for key in SCORING_KEYS)
+    rescored_text = (f"\n{rescored} of the runs were trained by an earlier version without the scoring overrides of the commands below "
+                     f"({keys}) and their kept checkpoints scored again by `python -m lightning_ssl score` (which neither "
+                     "trains nor changes the checkpoint kept; its time is in the compute line), so they are what the "
+                     "command below gives." if rescored else "")
     return f"""{title}Task {profile.task}, budgets {", ".join(profile.budgets)}, {profile.seeds_text()}.{majority}{rescored_text}
 Each cell runs (one example per init):
 
