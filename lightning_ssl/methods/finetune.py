@@ -26,6 +26,7 @@ from lightning_ssl.registry import METHODS
 from lightning_ssl.schema import Choice, ConfigError, MethodConfig
 
 STAGES = ("val", "test")
+THRESHOLD_KEY = "decision_threshold"  # the two-class operating point chosen on validation, saved in checkpoints
 
 
 class Task(Choice):
@@ -259,7 +260,17 @@ class FinetuneMethod(BaseMethod):
         if hasattr(self, "roc") and self.roc.update_called:
             self.threshold = youden_threshold(*self.roc.compute())
             self.roc.reset()
-            self.log("val/threshold", self.threshold, sync_dist=True)
+            if self.threshold is not None:  # None: no validation point beats chance, the test keeps argmax
+                self.log("val/threshold", self.threshold, sync_dist=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the operating point with the weights it was chosen for."""
+        checkpoint[THRESHOLD_KEY] = self.threshold
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the operating point saved with the weights (a checkpoint from before it keeps the current one)."""
+        if hasattr(self, "roc") and checkpoint.get(THRESHOLD_KEY) is not None:
+            self.threshold = float(checkpoint[THRESHOLD_KEY])
 
     def on_test_epoch_end(self) -> None:
         """Scores of the test split, at the operating point chosen on validation (``test/threshold``)."""

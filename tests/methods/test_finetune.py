@@ -156,6 +156,17 @@ def test_the_test_split_is_scored_at_the_operating_point_chosen_on_validation(tm
     assert sorted(float(v) for k, v in logged.items() if k.startswith("test/predicted_")) == [3.0, 3.0]
 
 
+def test_a_validation_split_of_one_class_keeps_the_argmax_for_the_test(tmp_path: Path) -> None:
+    method, _ = build_finetune(*tiny(tmp_path))
+    logged: dict[str, object] = {}
+    method.log = lambda name, value, **_: logged.__setitem__(name, value)
+    logits, _ = _skewed_logits()
+    method.forward = lambda images: logits
+    method.validation_step({"image": torch.zeros(6, 1, 32, 32, 16), "label": torch.zeros(6, dtype=torch.long)}, 0)
+    method.on_validation_epoch_end()
+    assert method.threshold is None and "val/threshold" not in logged
+
+
 def test_argmax_threshold_and_a_chance_level_validation_keep_the_argmax(tmp_path: Path) -> None:
     method, _ = build_finetune(*tiny(tmp_path), "method.threshold=argmax")
     assert not hasattr(method, "roc")
