@@ -144,12 +144,15 @@ class FinetuneMethod(BaseMethod):
             self.head = ClassificationHead(self.network.encoder.out_channels, classes, hidden, standardise=linear)
             self.scores = nn.ModuleDict({stage: classification_metrics(self.class_names(), stage) for stage in STAGES})
             self.register_buffer("class_weight", torch.ones(classes))
-            if classes == 2 and method.get("threshold", Threshold.validation) == Threshold.validation:
-                self.roc = BinaryROC()
+        # the validation ROC that sets a two-class test's operating point (None: the test keeps argmax)
+        self.roc = BinaryROC() if not self.segmentation and self._validation_threshold(method) else None
         self.threshold: float | None = None
         self.samples = nn.ModuleDict({stage: SumMetric() for stage in STAGES})
         if self.cfg.method.mode == "linear":
             self.network.encoder.requires_grad_(False)
+
+    def _validation_threshold(self, method: dict[str, Any]) -> bool:
+        return self.data_info.num_classes == 2 and method.get("threshold", Threshold.validation) == Threshold.validation
 
     @property
     def segmentation(self) -> bool:
@@ -221,7 +224,7 @@ class FinetuneMethod(BaseMethod):
         if self.segmentation:
             self.scores[stage].update(logits.argmax(dim=1, keepdim=True), target)
             return
-        if stage == "val" and hasattr(self, "roc"):
+        if stage == "val" and self.roc is not None:
             self.roc.update(logits.softmax(dim=1)[:, 1], target)
         if stage == "test" and self.threshold is not None:
             logits = operating_point_logits(logits, self.threshold)
@@ -257,7 +260,7 @@ class FinetuneMethod(BaseMethod):
     def on_validation_epoch_end(self) -> None:
         """Scores of the validation split (at argmax), and the operating point they give the test split."""
         log_scores(self, self.scores["val"], "val")
-        if hasattr(self, "roc") and self.roc.update_called:
+        if self.roc is not None and self.roc.update_called:
             self.threshold = youden_threshold(*self.roc.compute())
             self.roc.reset()
             if self.threshold is not None:  # None: no validation point beats chance, the test keeps argmax
@@ -269,7 +272,7 @@ class FinetuneMethod(BaseMethod):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restore the operating point saved with the weights (a checkpoint from before it keeps the current one)."""
-        if hasattr(self, "roc") and checkpoint.get(THRESHOLD_KEY) is not None:
+        if self.roc is not None and checkpoint.get(THRESHOLD_KEY) is not None:
             self.threshold = float(checkpoint[THRESHOLD_KEY])
 
     def on_test_epoch_end(self) -> None:

@@ -14,9 +14,9 @@ from method_helpers import build_finetune, build_method
 from PIL import Image
 
 from lightning_ssl import zoo
+from lightning_ssl.cli import main
 from lightning_ssl.config import ConfigError, build_config
 from lightning_ssl.methods.finetune import FinetuneMethod, operating_point_logits, youden_threshold
-from lightning_ssl.cli import main
 from lightning_ssl.train import TEST_METRICS, finetune, pretrain
 
 
@@ -139,15 +139,22 @@ def _skewed_logits() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack([torch.zeros(6), torch.logit(positive)], dim=1), target
 
 
-def test_the_test_split_is_scored_at_the_operating_point_chosen_on_validation(tmp_path: Path) -> None:
+def _validated(tmp_path: Path, target: torch.Tensor) -> tuple[FinetuneMethod, dict[str, object], dict[str, torch.Tensor]]:
+    """A fine-tuning method whose network answers the skewed logits, after one validation on ``target``; what it
+    logged (no trainer: recorded as logged) and the batch."""
     method, _ = build_finetune(*tiny(tmp_path))
     logged: dict[str, object] = {}
-    method.log = lambda name, value, **_: logged.__setitem__(name, value)  # no trainer: record what is logged
-    logits, target = _skewed_logits()
+    method.log = lambda name, value, **_: logged.__setitem__(name, value)
+    logits, _ = _skewed_logits()
     method.forward = lambda images: logits
     batch = {"image": torch.zeros(6, 1, 32, 32, 16), "label": target}
     method.validation_step(batch, 0)
     method.on_validation_epoch_end()
+    return method, logged, batch
+
+
+def test_the_test_split_is_scored_at_the_operating_point_chosen_on_validation(tmp_path: Path) -> None:
+    method, logged, batch = _validated(tmp_path, _skewed_logits()[1])
     method.test_step(batch, 0)
     method.on_test_epoch_end()
     assert sorted(float(v) for k, v in logged.items() if k.startswith("val/predicted_")) == [0.0, 6.0], "argmax: one class"
@@ -157,19 +164,13 @@ def test_the_test_split_is_scored_at_the_operating_point_chosen_on_validation(tm
 
 
 def test_a_validation_split_of_one_class_keeps_the_argmax_for_the_test(tmp_path: Path) -> None:
-    method, _ = build_finetune(*tiny(tmp_path))
-    logged: dict[str, object] = {}
-    method.log = lambda name, value, **_: logged.__setitem__(name, value)
-    logits, _ = _skewed_logits()
-    method.forward = lambda images: logits
-    method.validation_step({"image": torch.zeros(6, 1, 32, 32, 16), "label": torch.zeros(6, dtype=torch.long)}, 0)
-    method.on_validation_epoch_end()
+    method, logged, _ = _validated(tmp_path, torch.zeros(6, dtype=torch.long))
     assert method.threshold is None and "val/threshold" not in logged
 
 
 def test_argmax_threshold_and_a_chance_level_validation_keep_the_argmax(tmp_path: Path) -> None:
     method, _ = build_finetune(*tiny(tmp_path), "method.threshold=argmax")
-    assert not hasattr(method, "roc")
+    assert method.roc is None
     assert youden_threshold(torch.tensor([0.0, 0.5, 1.0]), torch.tensor([0.0, 0.5, 1.0]), torch.tensor([1.0, 0.6, 0.2])) is None
     logits, _ = _skewed_logits()
     shifted = operating_point_logits(logits, 0.25)
