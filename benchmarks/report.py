@@ -7,6 +7,7 @@ import os
 import platform
 import shlex
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -36,9 +37,17 @@ def report_path(name: str, write: bool, output: str | None = None) -> Path:
     return (RESULTS if write else LOCAL_RESULTS) / name
 
 
-def refuse_if_busy(what: str, threshold: float = BUSY_LOAD) -> float:
-    """The 1-minute load average; exits with one line when it says another job is running (timings would be wrong)."""
+def refuse_if_busy(what: str, threshold: float = BUSY_LOAD, wait: float = 180.0) -> float:
+    """The 1-minute load average once it is at most ``threshold``; waits up to ``wait`` seconds for it to fall (the
+    average lags: a benchmark that just ended, like the previous one of ``make benchmarks``, still shows for a minute)
+    and exits with one line when another job keeps the machine busy (timings would be wrong)."""
+    deadline = time.monotonic() + wait
     load = os.getloadavg()[0]
+    if load > threshold:
+        print(f"{what}: waiting up to {wait:.0f} s for the 1-minute load average ({load:.2f}) to fall to {threshold}", flush=True)
+    while load > threshold and time.monotonic() < deadline:
+        time.sleep(10)
+        load = os.getloadavg()[0]
     if load > threshold:
         sys.exit(f"{what}: the 1-minute load average is {load:.2f} (> {threshold}): another job is running and would "
                  "distort the timings; run it on a free machine (or pass --allow-busy to measure anyway)")
