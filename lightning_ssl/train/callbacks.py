@@ -74,13 +74,15 @@ class ResumePosition(pl.Callback):
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
         """Read from the checkpoint's loop state the epoch and how many of its batches were trained; a checkpoint
-        written on an epoch's last batch continues with the next epoch.
+        written on or after an epoch's last batch continues with the next epoch.
 
-        The epoch in progress is the count of completed epochs: Lightning counts an epoch as processed before its
-        closing validation (where the epoch-end checkpoint is written) and as completed only after it."""
+        The epoch in progress is the count of started epochs less one: Lightning counts an epoch as processed before
+        its closing validation (where the epoch-end checkpoint is written) and as completed after it (where a SIGTERM
+        met at the epoch's end saves), but as started from its first batch to the next epoch's."""
         fit = checkpoint.get("loops", {}).get("fit_loop", {})
         batches = fit.get("epoch_loop.batch_progress", {})
-        epoch = int(fit.get("epoch_progress", {}).get("current", {}).get("completed", checkpoint.get("epoch", 0)))
+        started = fit.get("epoch_progress", {}).get("current", {}).get("started")
+        epoch = max(int(started) - 1, 0) if started is not None else int(checkpoint.get("epoch", 0))
         done = int(batches.get("current", {}).get("processed", 0))
         if batches.get("is_last_batch"):
             epoch, done = epoch + 1, 0
@@ -115,7 +117,20 @@ class StopOnSigterm(pl.Callback):
         return bool(flag.item())
 
     def _save(self, trainer: pl.Trainer) -> None:
-        trainer.save_checkpoint(self.last_checkpoint, weights_only=False)  # the whole state (optimiser, loops), to resume
+        """Write the whole state (optimiser, loops) to resume. Lightning stops on SIGTERM itself after counting an
+        epoch as completed, a state it resumes with an empty epoch; such a save is written as Lightning's own
+        epoch-end checkpoint is, with the epoch processed but not yet completed."""
+        progress = trainer.fit_loop.epoch_progress
+        finished = 0 < progress.current.started == progress.current.completed
+        if finished:
+            progress.current.completed -= 1
+            progress.total.completed -= 1
+        try:
+            trainer.save_checkpoint(self.last_checkpoint, weights_only=False)
+        finally:
+            if finished:
+                progress.current.completed += 1
+                progress.total.completed += 1
         self.saved = True
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -125,7 +140,7 @@ class StopOnSigterm(pl.Callback):
             raise TrainingStopped(f"stopped by SIGTERM after step {trainer.global_step}")
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        """SIGTERM met outside a training step (Lightning stopped during validation): save there."""
+        """SIGTERM met outside a training step (Lightning stopped during a validation or at an epoch's end): save there."""
         if isinstance(exception, SIGTERMException) and not self.saved:
             self._save(trainer)
             exception.args = (f"stopped by SIGTERM after step {trainer.global_step}",)  # what the command line prints

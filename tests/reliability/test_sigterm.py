@@ -1,25 +1,40 @@
-"""SIGTERM (a scheduler's preemption, `docker stop`, `kill`): the run saves last.ckpt at the end of the step, exits
-143 at once, and resume=last continues exactly."""
+"""SIGTERM (a scheduler's preemption, `docker stop`, `kill`): wherever it lands (a training step, a validation, the end
+of an epoch), the run saves last.ckpt, returns 143 and resume=last continues exactly as the uninterrupted run."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from helpers import tiny
 
-REPO = Path(__file__).resolve().parents[2]
+import lightning_ssl.train.run as run_module
+from lightning_ssl.cli import main
+
+# 4 training batches per epoch, validation at each epoch's end
 EXACT = ["trainer.deterministic=true", "seed=5", "checkpoint.every_n_steps=0", "zoo.publish=false", "data.num_patients=6"]
+STEPS = 14
 
 
-def cli(output: Path, *overrides: str) -> list[str]:
-    return [sys.executable, "-m", "lightning_ssl", "pretrain", *tiny(output), *EXACT, *overrides]
+class SigtermAt(pl.Callback):
+    """Send this process SIGTERM at the ``occurrence``-th call of ``hook`` outside the sanity check."""
+
+    def __init__(self, hook: str, occurrence: int) -> None:
+        self.calls = 0
+        self.occurrence = occurrence
+        setattr(self, hook, self._count)
+
+    def _count(self, trainer: pl.Trainer, *args: object) -> None:
+        if trainer.sanity_checking:
+            return
+        self.calls += 1
+        if self.calls == self.occurrence:
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def last_checkpoint(output: Path) -> dict:
@@ -27,28 +42,40 @@ def last_checkpoint(output: Path) -> dict:
     return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
 
 
-@pytest.mark.slow
-def test_sigterm_saves_the_step_exits_143_and_resume_continues_exactly(tmp_path: Path) -> None:
-    stopped = tmp_path / "stopped"
-    process = subprocess.Popen(cli(stopped, "trainer.max_steps=100000", "trainer.max_epochs=-1"), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while not list(stopped.glob("*/*/logs/version_0/hparams.yaml")) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    time.sleep(5)  # well inside training
-    sent = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=120)
-    assert time.monotonic() - sent < 30, "the run did not stop promptly"
-    assert process.returncode == 143, err[-2000:]
-    lines = [line for line in err.splitlines() if "SIGTERM" in line]
-    assert lines and "resume=last" in lines[-1] and "Traceback" not in err
-    step = int(re.search(r"after step (\d+)", lines[-1]).group(1))
-    assert step >= 1 and last_checkpoint(stopped)["global_step"] == step
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The last checkpoint of the run that no signal stops."""
+    output = tmp_path_factory.mktemp("whole")
+    assert main(["pretrain", *tiny(output), *EXACT, f"trainer.max_steps={STEPS}", "trainer.max_epochs=-1"]) == 0
+    return last_checkpoint(output)
 
-    resumed = subprocess.run(cli(stopped, "resume=last", f"trainer.max_steps={step + 3}"), cwd=REPO, capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    whole = subprocess.run(cli(tmp_path / "whole", f"trainer.max_steps={step + 3}", "trainer.max_epochs=-1"), cwd=REPO, capture_output=True, text=True)
-    assert whole.returncode == 0, whole.stderr[-2000:]
-    got, expected = last_checkpoint(stopped), last_checkpoint(tmp_path / "whole")
-    assert got["global_step"] == expected["global_step"] == step + 3
-    assert all(torch.equal(got["state_dict"][key], value) for key, value in expected["state_dict"].items())
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "hook,occurrence",
+    [("on_train_batch_start", 6), ("on_validation_batch_start", 1), ("on_validation_end", 1), ("on_train_epoch_end", 2)],
+    ids=["training-step", "inside-validation", "after-validation", "epoch-end"],
+)
+def test_sigterm_anywhere_saves_returns_143_and_resume_continues_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, uninterrupted: dict, hook: str, occurrence: int
+) -> None:
+    build = run_module.build_trainer
+
+    def with_signal(*args: object, **kwargs: object):
+        trainer, best = build(*args, **kwargs)
+        trainer.callbacks.append(SigtermAt(hook, occurrence))
+        return trainer, best
+
+    monkeypatch.setattr(run_module, "build_trainer", with_signal)
+    overrides = [*tiny(tmp_path), *EXACT, "trainer.max_epochs=-1"]
+    assert main(["pretrain", *overrides, "trainer.max_steps=100000"]) == 143
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if "SIGTERM" in line]
+    assert "resume=last" in line
+    step = int(re.search(r"after step (\d+)", line).group(1))
+    assert 1 <= step < STEPS and last_checkpoint(tmp_path)["global_step"] == step
+
+    monkeypatch.setattr(run_module, "build_trainer", build)
+    assert main(["pretrain", *overrides, "resume=last", f"trainer.max_steps={STEPS}"]) == 0
+    got = last_checkpoint(tmp_path)
+    assert got["global_step"] == uninterrupted["global_step"] == STEPS
+    assert all(torch.equal(got["state_dict"][key], value) for key, value in uninterrupted["state_dict"].items())
