@@ -78,7 +78,7 @@ def test_info_of_a_builtin_needs_no_download(store: Path) -> None:
 LABEL_EFFICIENCY = {
     "task": "pneumoniamnist classification, fine-tuned 300 steps",
     "metric": "test/auc",
-    "report": "results/label_efficiency.md",
+    "report": "results/label_efficiency_pneumoniamnist.md",
     "scores": [
         {"labels": 47, "score": 0.921, "scratch": 0.889, "gain": 0.032, "std": 0.054, "seeds": 3},
         {"labels": 4690, "score": 0.959, "scratch": 0.952, "gain": 0.007, "std": 0.005, "seeds": 3},
@@ -95,7 +95,7 @@ def test_card_shows_downstream_results_and_meaningful_metrics_only(store: Path) 
     assert path == directory / "downstream.json"
     assert {name: (directory / name).read_bytes() for name in checksummed} == checksummed
     card = zoo.info("toy@v1", store=store)
-    assert "pneumoniamnist classification, fine-tuned 300 steps, test/auc (from results/label_efficiency.md):" in card
+    assert "pneumoniamnist classification, fine-tuned 300 steps, test/auc (from results/label_efficiency_pneumoniamnist.md):" in card
     assert "| 47 | 0.921 | 0.889 | +0.032 ± 0.054 (3 seeds) |" in card
     assert "| 4690 | 0.959 | 0.952 | +0.007 ± 0.005 (3 seeds) |" in card
     assert "| val/loss | 0.25 |" in card and "| train/loss | 0.5 |" in card
