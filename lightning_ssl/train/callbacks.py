@@ -74,15 +74,13 @@ class ResumePosition(pl.Callback):
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
         """Read from the checkpoint's loop state the epoch and how many of its batches were trained; a checkpoint
-        written on or after an epoch's last batch continues with the next epoch.
+        written on an epoch's last batch continues with the next epoch.
 
-        The epoch in progress is the count of started epochs less one: Lightning counts an epoch as processed before
-        its closing validation (where the epoch-end checkpoint is written) and as completed after it (where a SIGTERM
-        met at the epoch's end saves), but as started from its first batch to the next epoch's."""
+        The epoch in progress is the count of completed epochs: Lightning counts an epoch as processed before its
+        closing validation (where the epoch-end checkpoint is written) and as completed only after it."""
         fit = checkpoint.get("loops", {}).get("fit_loop", {})
         batches = fit.get("epoch_loop.batch_progress", {})
-        started = fit.get("epoch_progress", {}).get("current", {}).get("started")
-        epoch = max(int(started) - 1, 0) if started is not None else int(checkpoint.get("epoch", 0))
+        epoch = int(fit.get("epoch_progress", {}).get("current", {}).get("completed", checkpoint.get("epoch", 0)))
         done = int(batches.get("current", {}).get("processed", 0))
         if batches.get("is_last_batch"):
             epoch, done = epoch + 1, 0
