@@ -109,6 +109,7 @@ class Profile:
     description: str = ""
     part: str = ""
     budget_seeds: dict[str, int] = field(default_factory=dict)  # seeds at some budgets instead of ``seeds``
+    run_first: list[str] = field(default_factory=list)  # budgets whose cells run before the others' (a long run's key cells)
     # given on the command line (--pretrain-args, --finetune-args): applied over the profile's and the init's own
     extra_pretrain_args: list[str] = field(default_factory=list)
     extra_finetune_args: list[str] = field(default_factory=list)
@@ -307,6 +308,12 @@ def rescore(profile: Profile, output: Path, record: dict[str, Any], overrides: l
     return record
 
 
+def run_order(profile: Profile, cells: list[Cell]) -> list[tuple[Cell, int]]:
+    """Every (cell, seed) to run: the cells of ``run_first`` budgets first, otherwise init by init, budget by budget."""
+    order = [(cell, seed) for cell in cells for seed in range(profile.seeds_at(cell.budget))]
+    return sorted(order, key=lambda pair: pair[0].budget not in profile.run_first)
+
+
 def run_matrix(profile: Profile, workdir: Path, env: dict[str, str], resume: bool, rescore_changed: bool = False) -> tuple[list[Cell], dict[str, str]]:
     """Every cell of the matrix (cells recorded as finished in the work folder are read back, not run again; with
     ``rescore_changed``, those recorded with other scoring overrides are scored again), and the command of one cell
@@ -322,7 +329,7 @@ def run_matrix(profile: Profile, workdir: Path, env: dict[str, str], resume: boo
     counts = {seed: budget_counts(profile, seed)[0] for seed in range(max(map(profile.seeds_at, profile.budgets)))}
     examples: dict[str, str] = {}
     start, ran = time.perf_counter(), 0
-    order = [(c, s) for c in cells for s in range(profile.seeds_at(c.budget))]
+    order = run_order(profile, cells)
     total = len(order)
     for index, (cell, seed) in enumerate(order, 1):
         output = workdir / "finetune" / f"{profile.part + '_' if profile.part else ''}{cell.init.name}_{cell.budget}_{seed}"

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from label_efficiency import PROFILES, load_profiles  # noqa: E402
+from label_efficiency import PROFILES, Cell, load_profiles, run_order  # noqa: E402
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in PROFILES.glob("*.yaml")))
@@ -31,3 +31,13 @@ def test_the_lidc_profile_runs_five_seeds_where_its_bar_is_and_three_elsewhere(t
     segmentation = next(profile for profile in load_profiles("lidc", tmp_path) if profile.part == "segmentation")
     assert [segmentation.seeds_at(budget) for budget in segmentation.budgets] == [3, 5, 3, 3]
     assert segmentation.seeds_text() == "3 seeds (5 at budget 10)"
+
+
+def test_the_lidc_profile_runs_the_cells_of_its_bar_first(tmp_path: Path) -> None:
+    segmentation = next(profile for profile in load_profiles("lidc", tmp_path) if profile.part == "segmentation")
+    cells = [Cell(init, budget) for init in segmentation.inits for budget in segmentation.budgets]
+    order = [(cell.init.name, cell.budget, seed) for cell, seed in run_order(segmentation, cells)]
+    first = len(segmentation.inits) * 5
+    assert {budget for _, budget, _ in order[:first]} == {"10"} and "10" not in {budget for _, budget, _ in order[first:]}
+    assert order[:6] == [("scratch", "10", s) for s in range(5)] + [("genesis", "10", 0)]
+    assert order[first:first + 4] == [("scratch", "5", 0), ("scratch", "5", 1), ("scratch", "5", 2), ("scratch", "25", 0)]

@@ -63,8 +63,8 @@ class FinetuneConfig(MethodConfig):
     ``class_weights``: ``balanced`` weights the cross-entropy by the inverse class frequency of the labeled budget.
     ``sw_overlap``: how much neighbouring windows overlap (a fraction of the window) when a segmentation scores whole
     volumes larger than the training patch by sliding windows. ``sw_window``: the size of those windows (default: the
-    training patch); a window at least as large as the volumes scores each in one pass, zero-padded (e.g. 51^3 crops
-    with ``[56,56,56]``: 1 forward pass instead of 8 windows of 48^3).
+    training patch, the most accurate); a window at least as large as the volumes scores each in one zero-padded pass,
+    faster but on context and padding the network never trained on (docs/datasets.md gives a measured cost).
     ``threshold``: the operating point of a two-class task at test: ``validation`` predicts the positive (second)
     class at or above the probability that maximises sensitivity + specificity (Youden's J) on the validation split,
     as scored by the kept checkpoint; ``argmax`` at 0.5. AUC does not depend on it; more than two classes use argmax.
