@@ -54,7 +54,8 @@ zoo-list: $(STAMP)
 
 # The label-efficiency matrix of a profile (benchmarks/profiles/<PROFILE>.yaml): pretrains what the zoo lacks, then
 # fine-tunes every init x budget x seed; ARGS adds options, e.g. ARGS="--resume" to continue a killed run.
-# Reports go to results/local/ unless WRITE=1 (then results/, the committed record).
+# Reports go to results/local/ unless WRITE=1: then results/, the committed record, and the work folder is results/work/<PROFILE>,
+# whose finished cells and small pretrained entries are committed too, so a long run goes on (--resume) in a later sitting.
 benchmark: $(STAMP)
 	$(PY) benchmarks/label_efficiency.py --profile $(PROFILE) $(if $(WRITE),--write) $(ARGS)
 

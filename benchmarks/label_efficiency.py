@@ -35,7 +35,7 @@ import yaml
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import REPO, from_repo, header, one_class, p_text, report_path  # noqa: E402
+from report import REPO, from_repo, header, one_class, p_text, report_path, work_path  # noqa: E402
 
 from lightning_ssl import zoo  # noqa: E402
 from lightning_ssl.config import build_config, registered  # noqa: E402
@@ -589,7 +589,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=300, help="without a profile: fine-tuning optimiser steps per run")
     parser.add_argument("--finetune-args", nargs="*", default=[], help="overrides for every fine-tuning run")
     parser.add_argument("--pretrain-args", nargs="*", default=[], help="overrides for pretraining missing entries")
-    parser.add_argument("--workdir", default=None, help="where runs, logs and the pretrained entries go (default: runs/benchmarks/<profile>)")
+    parser.add_argument("--workdir", default=None, help="where runs, logs and the pretrained entries go (default: results/work/<profile> with "
+                        "--write, its records committed; else runs/benchmarks/<profile>)")
     parser.add_argument("--resume", action="store_true", help="keep the cells an earlier attempt finished in the work folder")
     parser.add_argument("--rescore", action="store_true", help="with --resume: score again (lightning_ssl score) the "
                         "recorded cells whose command differs only in scoring overrides (method.threshold), instead of refusing")
@@ -608,7 +609,7 @@ def main() -> None:
     args = parse_args()
     os.chdir(REPO)
     name = args.profile or f"adhoc_{args.data}"
-    workdir = from_repo(args.workdir or f"runs/benchmarks/{name}")
+    workdir = work_path(name, args.write, args.workdir)
     profiles = load_profiles(args.profile, workdir) if args.profile else [adhoc_profile(args)]
     for profile in profiles:
         if args.python:

@@ -33,7 +33,7 @@ from pytorch_lightning.utilities import CombinedLoader
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import from_repo, header, one_class, p_text, report_path  # noqa: E402
+from report import from_repo, header, one_class, p_text, report_path, work_path  # noqa: E402
 
 from lightning_ssl.config import build_config  # noqa: E402
 from lightning_ssl.data import DATASETS  # noqa: E402
@@ -319,7 +319,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=1, help="how many seeds (seed, seed + 1, ...)")
     parser.add_argument("--size", type=int, default=64, help="image side in pixels (both datasets are resized to it)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--workdir", default=None, help="runs, cache and finished seeds (default runs/benchmarks/multimix_<set>)")
+    parser.add_argument("--workdir", default=None, help="runs, cache and finished seeds (default results/work/multimix_<set> "
+                        "with --write, its records committed; else runs/benchmarks/multimix_<set>)")
     parser.add_argument("--resume", action="store_true", help="keep the seeds an earlier attempt finished in the work folder")
     parser.add_argument("--write", action="store_true", help="write the committed report results/multimix_<set>.md")
     parser.add_argument("--output", default=None, help="write the report here instead")
@@ -327,7 +328,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help=f"smoke check: {QUICK_STEPS} steps per run")
     args = parser.parse_args()
     args.classification_data = args.classification_data or SETS[args.classification].root
-    args.workdir = from_repo(args.workdir or f"runs/benchmarks/multimix_{args.classification}")
+    args.workdir = work_path(f"multimix_{args.classification}", args.write, args.workdir)
     return args
 
 

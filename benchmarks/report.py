@@ -20,6 +20,8 @@ import torchmetrics
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "results"
 LOCAL_RESULTS = RESULTS / "local"
+COMMITTED_WORK = RESULTS / "work"
+LOCAL_WORK = REPO / "runs" / "benchmarks"
 BUSY_LOAD = 0.7
 
 
@@ -35,6 +37,15 @@ def report_path(name: str, write: bool, output: str | None = None) -> Path:
     if output:
         return from_repo(output)
     return (RESULTS if write else LOCAL_RESULTS) / name
+
+
+def work_path(name: str, write: bool, workdir: str | None = None) -> Path:
+    """A resumable benchmark's work folder: ``workdir`` when given; ``results/work/<name>`` with ``--write``, whose
+    finished records and small pretrained entries are committed (``results/work/.gitignore``) so that a run spread
+    over several sittings on fresh machines goes on where it stopped; otherwise ``runs/benchmarks/<name>``."""
+    if workdir:
+        return from_repo(workdir)
+    return (COMMITTED_WORK if write else LOCAL_WORK) / name
 
 
 def refuse_if_busy(what: str, threshold: float = BUSY_LOAD, wait: float = 180.0) -> float:

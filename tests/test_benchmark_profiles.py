@@ -1,5 +1,7 @@
-"""The benchmark profiles: each loads, and every init names a group of its file and budgets of its part."""
+"""The benchmark profiles: each loads, and every init names a group of its file and budgets of its part; where a
+written run keeps its work."""
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -41,3 +43,19 @@ def test_the_lidc_profile_runs_the_cells_of_its_bar_first(tmp_path: Path) -> Non
     assert {budget for _, budget, _ in order[:first]} == {"10"} and "10" not in {budget for _, budget, _ in order[first:]}
     assert order[:6] == [("scratch", "10", s) for s in range(5)] + [("genesis", "10", 0)]
     assert order[first:first + 4] == [("scratch", "5", 0), ("scratch", "5", 1), ("scratch", "5", 2), ("scratch", "25", 0)]
+
+
+def test_a_written_run_keeps_its_records_and_small_entries_in_the_repository() -> None:
+    from report import COMMITTED_WORK, LOCAL_WORK, REPO, work_path
+
+    assert work_path("lidc", write=True) == COMMITTED_WORK / "lidc"
+    assert work_path("lidc", write=False) == LOCAL_WORK / "lidc"
+    assert work_path("lidc", write=True, workdir="/tmp/elsewhere") == Path("/tmp/elsewhere")
+    kept = ["lidc/cells.jsonl", "lidc/pretrained.jsonl", "lidc/zoo/genesis_lidc/v1/encoder.safetensors",
+            "lidc/zoo/genesis_phantom_ct_48/v1/metadata.json", "lidc/pretrain/chen_lidc/a/b/logs/version_0/metrics.csv",
+            "multimix_chex/seeds.jsonl"]
+    dropped = ["lidc/pretrain/chen_lidc/a/b/checkpoints/last.ckpt", "lidc/zoo/cpcseg_lidc_b10_s0/v1/encoder.safetensors",
+               "lidc/logs/pretrain_chen_lidc.log", "lidc/finetune/scratch_10_0/x/y/test_metrics.json"]
+    paths = [str((COMMITTED_WORK / p).relative_to(REPO)) for p in kept + dropped]
+    done = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=REPO, capture_output=True, text=True)
+    assert done.stdout.split() == paths[len(kept):]
