@@ -51,7 +51,7 @@ def test_a_written_run_keeps_its_records_and_small_entries_in_the_repository() -
     assert work_path("lidc", write=True) == COMMITTED_WORK / "lidc"
     assert work_path("lidc", write=False) == LOCAL_WORK / "lidc"
     assert work_path("lidc", write=True, workdir="/tmp/elsewhere") == Path("/tmp/elsewhere")
-    kept = ["lidc/cells.jsonl", "lidc/pretrained.jsonl", "lidc/zoo/genesis_lidc/v1/encoder.safetensors",
+    kept = [".gitignore", "lidc/cells.jsonl", "lidc/pretraining.jsonl", "lidc/zoo/genesis_lidc/v1/encoder.safetensors",
             "lidc/zoo/genesis_phantom_ct_48/v1/metadata.json", "lidc/pretrain/chen_lidc/a/b/logs/version_0/metrics.csv",
             "multimix_chex/seeds.jsonl"]
     dropped = ["lidc/pretrain/chen_lidc/a/b/checkpoints/last.ckpt", "lidc/zoo/cpcseg_lidc_b10_s0/v1/encoder.safetensors",
