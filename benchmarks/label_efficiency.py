@@ -42,7 +42,7 @@ from lightning_ssl.config import build_config, registered  # noqa: E402
 from lightning_ssl.data.budget import labeled_subset  # noqa: E402
 from lightning_ssl.registry import DATASETS, METHODS  # noqa: E402
 from lightning_ssl.train import TEST_METRICS  # noqa: E402
-from lightning_ssl.zoo.store import ENV_VAR  # noqa: E402
+from lightning_ssl.zoo.store import ENV_VAR, downloads_dir  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
@@ -64,6 +64,8 @@ class Init:
     ``baseline`` marks the init a group's others are compared with (by default its scratch init). ``pretrain_data``
     replaces the profile's data for this init's pretraining (e.g. phantoms, to ask whether they transfer).
     ``budgets`` limits the init to some of the profile's budgets (a recipe tried where pretraining matters most).
+    ``optional`` marks a built-in entry (e.g. the official genesis_chest_ct) that runs when the zoo can fetch it and is
+    otherwise left out with one printed line; it keeps its own architecture and is compared with its group's baseline.
     """
 
     name: str
@@ -76,6 +78,7 @@ class Init:
     baseline: bool = False
     pretrain_data: list[str] = field(default_factory=list)
     budgets: list[str] | None = None
+    optional: bool = False
 
     def reference(self, budget: str = "", seed: int = 0) -> str:
         """``scratch`` or ``zoo:ENTRY`` (a per-cell init's entry of that budget and seed)."""
@@ -196,6 +199,30 @@ def _method_of(entry: str, data: str) -> str | None:
         if entry.startswith(f"{method}_") and entry[len(method) + 1 :] in DATASETS:
             return method
     return None
+
+
+def drop_unavailable(profiles: list[Profile], store: Path) -> None:
+    """Leave out every optional init whose built-in entry the zoo cannot make available, with one line saying why."""
+    optional = {id(init): init for profile in profiles for init in profile.inits if init.optional}
+    for init in optional.values():
+        try:
+            make_available(init.entry, store)
+        except zoo.ZooError as error:
+            print(f"leaving out init {init.name}: {error}", flush=True)
+            for profile in profiles:
+                profile.inits = [kept for kept in profile.inits if kept is not init]
+
+
+def make_available(entry: str, store: Path) -> None:
+    """Publish built-in ``entry`` into the benchmark's store: from the user's own store's downloaded file when it has
+    one, else from its official source (ZooError when neither works, e.g. offline)."""
+    if zoo.versions(entry, store):
+        return
+    elsewhere = downloads_dir() / zoo.BUILTIN[entry].filename
+    if elsewhere.is_file():
+        zoo.import_builtin(entry, elsewhere, store)
+    else:
+        zoo.fetch_builtin(entry, store)
 
 
 def run_logged(command: list[str], log_file: Path, env: dict[str, str]) -> None:
@@ -631,6 +658,8 @@ def main() -> None:
         sys.exit("--rescore scores again the cells of an earlier attempt: use it with --resume")
     if not args.resume:
         (workdir / DONE_FILE).unlink(missing_ok=True)
+    if args.profile:
+        drop_unavailable(profiles, workdir / "zoo")
     tests = [budget_counts(profile, 0)[1] for profile in profiles]
     for profile, test_labels in zip(profiles, tests):
         if profile.task == "classification" and not test_labels:

@@ -1,14 +1,25 @@
 """The benchmark profiles: each loads, and every init names a group of its file and budgets of its part; where a
-written run keeps its work."""
+written run keeps its work; an optional built-in init runs when the zoo can fetch it and is left out otherwise."""
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import huggingface_hub.constants
 import pytest
+import torch
+from decathlon_data import write_decathlon
+
+from lightning_ssl import zoo
+from lightning_ssl.models import GenesisUNet3D
+from lightning_ssl.train import TEST_METRICS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from label_efficiency import PROFILES, Cell, load_profiles, run_order  # noqa: E402
+from label_efficiency import (  # noqa: E402
+    PROFILES, Cell, Init, Profile, drop_unavailable, finetune_command, load_profiles, run_order,
+)
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in PROFILES.glob("*.yaml")))
@@ -59,3 +70,45 @@ def test_a_written_run_keeps_its_records_and_small_entries_in_the_repository() -
     paths = [str((COMMITTED_WORK / p).relative_to(REPO)) for p in kept + dropped]
     done = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=REPO, capture_output=True, text=True)
     assert done.stdout.split() == paths[len(kept):]
+
+
+def test_without_the_official_genesis_file_the_lidc_profile_leaves_it_out_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    parts = load_profiles("lidc", tmp_path)
+    before = {part.part: [init.name for init in part.inits] for part in parts}
+    assert all("genesis-official" in names for names in before.values())
+    drop_unavailable(parts, tmp_path / "zoo")
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("leaving out init genesis-official: ") and "zoo import-builtin genesis_chest_ct FILE" in line
+    assert {part.part: [init.name for init in part.inits] for part in parts} == {
+        name: [init for init in names if init != "genesis-official"] for name, names in before.items()}
+
+
+@pytest.mark.slow
+def test_the_official_genesis_file_of_the_users_store_is_fine_tuned_by_the_benchmark(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    network = GenesisUNet3D()
+    official = {f"module.{k}": v for k, v in {**network.encoder.state_dict(), **network.decoder.state_dict()}.items()}
+    downloads = zoo.store_root() / "_downloads"
+    downloads.mkdir(parents=True)
+    torch.save({"epoch": 1, "state_dict": official}, downloads / "Genesis_Chest_CT.pt")
+    root = write_decathlon(tmp_path / "data", cases=6, test="labelled")
+    init = Init("genesis-official", "light", entry="genesis_chest_ct", optional=True)
+    profile = Profile(
+        name="fixture", task="segmentation", budgets=["2"], seeds=1, groups={"light": ["network.features=[4,8,16]"]},
+        data_args=["data=decathlon", f"data.root={root}", "data.patch_size=[16,16,16]", "data.batch_size=2"],
+        finetune_args=["trainer.max_steps=2", "trainer.val_check_interval=2", "method.seg_classes=2"], inits=[init])
+    store = tmp_path / "benchmark_zoo"
+    drop_unavailable([profile], store)
+    assert capsys.readouterr().out == "" and profile.inits == [init] and zoo.versions("genesis_chest_ct", store) == [1]
+    output = tmp_path / "cell"
+    command = finetune_command(profile, init, "2", 0, output)
+    assert "method.init=zoo:genesis_chest_ct" in command and "network.features=[4,8,16]" not in command
+    env = {**os.environ, "LIGHTNING_SSL_ZOO": str(store)}
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    metrics = json.loads(next(output.rglob(TEST_METRICS)).read_text())["metrics"]
+    assert metrics["test/samples"] == 2 and 0 <= metrics["test/dice"] <= 1
