@@ -41,9 +41,10 @@ finetune: $(STAMP)
 lint-imports: $(STAMP)
 	$(VENV)/bin/lint-imports --no-logo --no-cache
 
-# Everything, the slow end-to-end runs and the multi-process tests included (what CI runs).
+# Everything, the slow end-to-end runs and the multi-process tests included (what CI runs), with the 15 slowest
+# tests listed at the end (the whole must stay under 10 minutes).
 test: lint-imports
-	$(PY) -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist worksteal --durations=15 $(PYTEST_ARGS)
 
 # The inner loop: every unit test, without full training runs and multi-process tests.
 test-fast: lint-imports
