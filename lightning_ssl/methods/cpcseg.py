@@ -30,6 +30,7 @@ class CPCSegConfig(MethodConfig):
     residual blocks of the predictor (paper: 8). ``seg_classes``: softmax outputs (background included; 4 = the
     canonical BraTS labels: background, necrotic core, edema, enhancing). ``seg_metrics``: Dice and HD95 per BraTS
     region (``brats_regions``, the paper's) or per foreground class (``classes``, e.g. a binary lesion mask).
+    ``dice_background``: whether the Dice term counts the background class (the default) or the foreground only.
     """
 
     name: str = "cpcseg"
@@ -42,6 +43,7 @@ class CPCSegConfig(MethodConfig):
     seg_classes: int = 4
     seg_metrics: SegMetrics = SegMetrics.brats_regions
     online_probe: bool = False
+    dice_background: bool = True
 
 
 @METHODS.register("cpcseg")
@@ -82,7 +84,7 @@ class CPCSegMethod(BaseMethod):
             method.predictor_blocks,
         )
         self.info_nce = InfoNCELoss(method.cpc_negatives)
-        self.seg_loss = DiceCELoss(to_onehot_y=True, softmax=True)
+        self.seg_loss = DiceCELoss(to_onehot_y=True, softmax=True, include_background=method.dice_background)
         self.val_regions = segmentation_scores(method.seg_metrics, method.seg_classes, self.data_info.spacing)
 
     @classmethod

@@ -68,6 +68,8 @@ class FinetuneConfig(MethodConfig):
     ``threshold``: the operating point of a two-class task at test: ``validation`` predicts the positive (second)
     class at or above the probability that maximises sensitivity + specificity (Youden's J) on the validation split,
     as scored by the kept checkpoint; ``argmax`` at 0.5. AUC does not depend on it; more than two classes use argmax.
+    ``dice_background``: whether the Dice term of the segmentation loss counts the background class (MONAI's default)
+    or the foreground classes only (nnU-Net's choice: a small lesion's Dice is not diluted by the background's).
     """
 
     name: str = "finetune"
@@ -84,6 +86,7 @@ class FinetuneConfig(MethodConfig):
     sw_window: Optional[list[int]] = None
     threshold: Threshold = Threshold.validation
     online_probe: bool = False
+    dice_background: bool = True
 
 
 @METHODS.register("finetune")
@@ -132,7 +135,7 @@ class FinetuneMethod(BaseMethod):
         super().__init__(config, data_info, architecture)
         if self.segmentation:
             self.required_keys = ("image", "mask")
-            self.loss = DiceCELoss(to_onehot_y=True, softmax=True)
+            self.loss = DiceCELoss(to_onehot_y=True, softmax=True, include_background=self.cfg.method.dice_background)
             self.scores = nn.ModuleDict({stage: self._segmentation_scores() for stage in STAGES})
         else:
             self.required_keys = ("image", "label")

@@ -195,3 +195,20 @@ def test_score_rescores_the_kept_checkpoint_of_a_finished_run_without_training(t
 def test_score_needs_a_finished_fine_tuning_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["score", *tiny(tmp_path)]) == 2
     assert "score needs the fine-tuning run to score: resume=RUN_FOLDER" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["finetune", "cpcseg"])
+def test_without_background_dice_a_missed_small_lesion_costs_the_whole_dice_term(method: str) -> None:
+    task = ["method.task=segmentation"] if method == "finetune" else ["method.seg_classes=2", "method.seg_metrics=classes"]
+    mask = torch.zeros(1, 1, 16, 16, 8, dtype=torch.long)
+    mask[..., 6:9, 6:9, 3:5] = 1
+    background_only = torch.stack([torch.full(mask.shape[2:], 20.0), torch.full(mask.shape[2:], -20.0)])[None]
+    losses = {}
+    for counted in (True, False):
+        built = build_method(method, "network.features=[4,8,16]", "data=phantom_ct", "data.patch_size=[16,16,8]", *task,
+                             f"method.dice_background={str(counted).lower()}")
+        loss = built.loss if method == "finetune" else built.seg_loss
+        losses[counted] = float(loss(background_only, mask))
+    # the same cross-entropy in both; the lesion's Dice loss (1) counts whole alone, averaged with the background's
+    # (~0: 2030 of 2048 voxels right) it counts half
+    assert losses[False] - losses[True] == pytest.approx(0.5, abs=0.01)
