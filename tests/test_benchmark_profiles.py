@@ -11,9 +11,9 @@ import huggingface_hub.constants
 import pytest
 import torch
 from decathlon_data import write_decathlon
+from zoo_helpers import official_genesis_state
 
 from lightning_ssl import zoo
-from lightning_ssl.models import GenesisUNet3D
 from lightning_ssl.train import TEST_METRICS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -90,11 +90,9 @@ def test_without_the_official_genesis_file_the_lidc_profile_leaves_it_out_in_one
 def test_the_official_genesis_file_of_the_users_store_is_fine_tuned_by_the_benchmark(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    network = GenesisUNet3D()
-    official = {f"module.{k}": v for k, v in {**network.encoder.state_dict(), **network.decoder.state_dict()}.items()}
     downloads = zoo.store_root() / "_downloads"
     downloads.mkdir(parents=True)
-    torch.save({"epoch": 1, "state_dict": official}, downloads / "Genesis_Chest_CT.pt")
+    torch.save({"epoch": 1, "state_dict": official_genesis_state()}, downloads / "Genesis_Chest_CT.pt")
     root = write_decathlon(tmp_path / "data", cases=6, test="labelled")
     init = Init("genesis-official", "light", entry="genesis_chest_ct", optional=True)
     profile = Profile(

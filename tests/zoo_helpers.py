@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lightning_ssl.models import build_network
+from lightning_ssl.models import GenesisUNet3D, build_network
 
 
 def module(name: str) -> ModuleType:
@@ -37,6 +37,14 @@ def small_unet(spatial_dims: int = 2, seed: int = 0) -> nn.Module:
 def unet_metadata(spatial_dims: int = 2, **extra: Any) -> dict[str, Any]:
     """Metadata for :func:`small_unet`."""
     return {"architecture": {"name": "unet", "kwargs": unet_kwargs(spatial_dims)}, **extra}
+
+
+def official_genesis_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random GenesisUNet3D encoder + decoder state dict with the official checkpoint's ``module.`` keys."""
+    torch.manual_seed(seed)
+    network = GenesisUNet3D()
+    parts = {**network.encoder.state_dict(), **network.decoder.state_dict()}
+    return {f"module.{key}": value for key, value in parts.items()}
 
 
 def random_input(spatial_dims: int) -> torch.Tensor:

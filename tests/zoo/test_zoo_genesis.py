@@ -10,6 +10,7 @@ import huggingface_hub.constants
 import pytest
 import torch
 from fake_hub import FakeHub
+from zoo_helpers import official_genesis_state
 
 from lightning_ssl import zoo
 from lightning_ssl.models import GenesisUNet3D
@@ -29,10 +30,7 @@ class NotATensor:
 @pytest.fixture(scope="module")
 def official_state() -> dict[str, torch.Tensor]:
     """A random GenesisUNet3D encoder + decoder state dict with the official ``module.`` keys."""
-    torch.manual_seed(0)
-    network = GenesisUNet3D()
-    parts = {**network.encoder.state_dict(), **network.decoder.state_dict()}
-    return {f"module.{key}": value for key, value in parts.items()}
+    return official_genesis_state()
 
 
 @pytest.fixture(scope="module")
