@@ -260,14 +260,15 @@ def pretrain(profile: Profile, init: Init, entry: str, workdir: Path, env: dict[
     print(f"  done in {seconds / 60:.1f} min", flush=True)
 
 
-def pretrain_missing(profile: Profile, workdir: Path, env: dict[str, str], resume: bool) -> dict[str, list[dict[str, float]]]:
-    """Pretrain every shared init whose entry is not in the store yet; the validation curve (per epoch) of each entry,
-    named after the inits that start from it."""
+def pretrain_missing(profile: Profile, workdir: Path, env: dict[str, str], resume: bool,
+                     run: bool = True) -> dict[str, list[dict[str, float]]]:
+    """Pretrain every shared init whose entry is not in the store yet (none when ``run`` is false); the validation
+    curve (per epoch) of each entry, named after the inits that start from it."""
     users: dict[str, list[str]] = {}
     for init in profile.inits:
         if init.entry is None or init.per_cell:
             continue
-        if init.entry not in users and init.entry not in zoo.BUILTIN:
+        if run and init.entry not in users and init.entry not in zoo.BUILTIN:
             pretrain(profile, init, init.entry, workdir, env, [], resume)
         users.setdefault(init.entry, []).append(init.name)
     return {" = ".join(names): pretraining_curve(workdir / "pretrain" / entry) for entry, names in users.items()}
@@ -283,8 +284,9 @@ def pretraining_curve(folder: Path) -> list[dict[str, float]]:
 
 
 def budget_counts(profile: Profile, seed: int) -> tuple[dict[str, dict[str, int]], list[int]]:
-    """Labeled training images per class at each budget for ``seed`` (from the DataModule, not from a run), and the
-    class of every test image (``seed`` draws budgets only: the split is fixed by ``data.split_seed``)."""
+    """Labeled training images per class at each budget for ``seed`` (from the DataModule, not from a run; for
+    segmentation, under the key "", the images with a mask), and the class of every test image (``seed`` draws
+    budgets only: the split is fixed by ``data.split_seed``)."""
     cfg = build_config([*profile.data_args, f"data.seed={seed}"])
     datamodule = registered("data", cfg.data.name)(cfg.data)
     datamodule.setup("fit")
@@ -296,6 +298,9 @@ def budget_counts(profile: Profile, seed: int) -> tuple[dict[str, dict[str, int]
     counts = {}
     for budget in profile.budgets:
         chosen, _ = labeled_subset(labels, None if budget == "all" else budget, seed)
+        if profile.task == "segmentation":
+            counts[budget] = {"": len(chosen)}
+            continue
         tally = Counter(labels[chosen].tolist())
         counts[budget] = {names[k] if k < len(names) else str(k): tally[k] for k in sorted(tally)}
     return counts, list(test)
@@ -341,10 +346,11 @@ def run_order(profile: Profile, cells: list[Cell]) -> list[tuple[Cell, int]]:
     return sorted(order, key=lambda pair: pair[0].budget not in profile.run_first)
 
 
-def run_matrix(profile: Profile, workdir: Path, env: dict[str, str], resume: bool, rescore_changed: bool = False) -> tuple[list[Cell], dict[str, str]]:
+def run_matrix(profile: Profile, workdir: Path, env: dict[str, str], resume: bool, rescore_changed: bool = False,
+               run_missing: bool = True) -> tuple[list[Cell], dict[str, str]]:
     """Every cell of the matrix (cells recorded as finished in the work folder are read back, not run again; with
-    ``rescore_changed``, those recorded with other scoring overrides are scored again), and the command of one cell
-    per init as an example."""
+    ``rescore_changed``, those recorded with other scoring overrides are scored again; without ``run_missing``, the
+    others are left without runs), and the command of one cell per init as an example."""
     done_file = workdir / DONE_FILE
     finished = {}
     if done_file.is_file():
@@ -379,6 +385,8 @@ def run_matrix(profile: Profile, workdir: Path, env: dict[str, str], resume: boo
                 cell.rescored.add(seed)
             if "seconds" in finished[key]:
                 cell.seconds[seed] = finished[key]["seconds"]
+        elif not run_missing:
+            continue
         else:
             if cell.init.per_cell:
                 cell_args = [f"data.label_budget={cell.budget}", f"seed={seed}", f"data.seed={seed}"]
@@ -435,14 +443,15 @@ def counts_text(cell: Cell) -> str:
     parts = []
     for name in names:
         values = [counts.get(name, 0) for counts in cell.counts.values()]
-        parts.append(f"{name} {min(values)}" if min(values) == max(values) else f"{name} {min(values)}-{max(values)}")
+        parts.append(f"{name} {min(values)}".strip() if min(values) == max(values) else f"{name} {min(values)}-{max(values)}".strip())
     return ", ".join(parts) or "–"
 
 
 def table(profile: Profile, cells: list[Cell]) -> str:
     """One row per init and budget: labels per class, seeds, each metric's mean ± std and paired gain over scratch."""
     metrics = METRICS[profile.task]
-    header_cells = ["init", "budget", "labels per class", "seeds", "one-class seeds"]
+    labels = "labeled masks" if profile.task == "segmentation" else "labels per class"
+    header_cells = ["init", "budget", labels, "seeds", "one-class seeds"]
     header_cells += [h for m in metrics for h in (m, f"gain over scratch ({m})")]
     rows = []
     for cell in cells:
@@ -456,7 +465,8 @@ def table(profile: Profile, cells: list[Cell]) -> str:
 
 
 def findings(profile: Profile, cells: list[Cell]) -> str:
-    """Sentences from the numbers: where an init beat its scratch baseline by more than two standard errors."""
+    """Sentences from the numbers: where an init beat its scratch baseline by more than two standard errors (over at
+    least 3 paired seeds)."""
     metric = METRICS[profile.task][0]
     sign = -1 if metric in LOWER_IS_BETTER else 1
     sentences = []
@@ -467,6 +477,11 @@ def findings(profile: Profile, cells: list[Cell]) -> str:
         if result is None:
             continue
         mean, error, p = result
+        seeds = len(set(cell.runs) & set(scratch.runs))
+        if seeds < 3:  # one degree of freedom: two standard errors say nothing yet
+            sentences.append(f"{cell.init.name} has {seeds} seeds paired with {scratch_init.name} at budget {cell.budget}, too few "
+                             f"to compare ({mean:+.3f} ± {error:.3f} standard error on {metric}).")
+            continue
         better = sign * mean > 2 * error
         worse = sign * mean < -2 * error
         verdict = "beats" if better else "is worse than" if worse else "does not differ from"
@@ -526,20 +541,25 @@ def plot(profile: Profile, cells: list[Cell], curves: dict[str, list[dict[str, f
     plt.close(figure)
 
 
-def part_section(profile: Profile, cells: list[Cell], examples: dict[str, str], png: Path, test_labels: list[int]) -> str:
-    """One part's protocol, example commands, table and findings."""
+def part_section(profile: Profile, cells: list[Cell], examples: dict[str, str], png: Path, test_labels: list[int],
+                 planned: int) -> str:
+    """One part's protocol, example commands, table and findings (of the cells with runs, out of ``planned`` runs)."""
     example_lines = "\n".join(f"    {line}" for line in examples.values())
     majority = (f" Always predicting the test split's majority class scores an accuracy of "
                 f"{np.bincount(test_labels).max() / len(test_labels):.3f}." if test_labels else "")
     png_text = png.relative_to(REPO) if png.is_relative_to(REPO) else png
     title = f"## {profile.part}: {profile.task}\n\n" if profile.part else ""
     rescored = sum(len(cell.rescored) for cell in cells)
+    finished = sum(len(cell.runs) for cell in cells)
+    interim = (f"\n**Interim: {finished} of the {planned} runs have finished** (`--finished-only`); the cells without a "
+               "finished run are left out, and a cell's seeds column says how many of its seeds are in."
+               if finished < planned else "")
     keys = ", ".join(f"`{key.rstrip('=')}`" for key in SCORING_KEYS)
     rescored_text = (f"\n{rescored} of the runs were trained by an earlier version without the scoring overrides of the commands below "
                      f"({keys}) and their kept checkpoints scored again by `python -m lightning_ssl score` (which neither "
                      "trains nor changes the checkpoint kept; its time is in the compute line), so they are what the "
                      "command below gives." if rescored else "")
-    return f"""{title}Task {profile.task}, budgets {", ".join(profile.budgets)}, {profile.seeds_text()}.{majority}{rescored_text}
+    return f"""{title}Task {profile.task}, budgets {", ".join(profile.budgets)}, {profile.seeds_text()}.{majority}{rescored_text}{interim}
 Each cell runs (one example per init):
 
 {example_lines}
@@ -621,6 +641,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="keep the cells an earlier attempt finished in the work folder")
     parser.add_argument("--rescore", action="store_true", help="with --resume: score again (lightning_ssl score) the "
                         "recorded cells whose command differs only in scoring overrides (method.threshold), instead of refusing")
+    parser.add_argument("--finished-only", action="store_true", help="with --resume: run nothing (no pretraining, no "
+                        "cell) and report the cells finished so far, marked as interim (a long run between sittings)")
     parser.add_argument("--write", action="store_true", help="write the committed report results/label_efficiency_<profile>.md")
     parser.add_argument("--output", default=None, help="write the report here instead")
     parser.add_argument("--python", default=None, help="the command that runs python for each pretraining and cell "
@@ -656,6 +678,8 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     if args.rescore and not args.resume:
         sys.exit("--rescore scores again the cells of an earlier attempt: use it with --resume")
+    if args.finished_only and not args.resume:
+        sys.exit("--finished-only reports the cells an earlier attempt finished: use it with --resume")
     if not args.resume:
         (workdir / DONE_FILE).unlink(missing_ok=True)
     if args.profile:
@@ -667,15 +691,17 @@ def main() -> None:
                      "scored; give it one (e.g. data.test_fraction=0.2 for image_folder)")
     curves: dict[str, list[dict[str, float]]] = {}
     for profile in profiles:
-        curves.update(pretrain_missing(profile, workdir, env, args.resume))
+        curves.update(pretrain_missing(profile, workdir, env, args.resume, run=not args.finished_only))
     sections, every_cell = [], []
     for profile, test_labels in zip(profiles, tests):
         _with_groups(profile, env)
-        cells, examples = run_matrix(profile, workdir, env, args.resume, args.rescore)
+        cells, examples = run_matrix(profile, workdir, env, args.resume, args.rescore, run_missing=not args.finished_only)
+        planned = len(run_order(profile, cells))
+        cells = [cell for cell in cells if cell.runs]
         every_cell += cells
         png = output.with_name(f"{output.stem}{'_' + profile.part if profile.part else ''}.png")
         plot(profile, cells, curves, png)
-        sections.append(part_section(profile, cells, examples, png, test_labels))
+        sections.append(part_section(profile, cells, examples, png, test_labels, planned))
     seconds, loads = time.perf_counter() - start, (load_start, os.getloadavg()[0])
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(report(profiles, sections, curves, seconds, loads, compute_text(workdir, every_cell)))

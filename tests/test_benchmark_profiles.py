@@ -18,7 +18,7 @@ from lightning_ssl.train import TEST_METRICS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from label_efficiency import (  # noqa: E402
-    PROFILES, Cell, Init, Profile, drop_unavailable, finetune_command, load_profiles, run_order,
+    PROFILES, Cell, Init, Profile, drop_unavailable, finetune_command, findings, load_profiles, run_order, table,
 )
 
 
@@ -110,3 +110,26 @@ def test_the_official_genesis_file_of_the_users_store_is_fine_tuned_by_the_bench
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     metrics = json.loads(next(output.rglob(TEST_METRICS)).read_text())["metrics"]
     assert metrics["test/samples"] == 2 and 0 <= metrics["test/dice"] <= 1
+
+
+def _segmentation_cells(dice: dict[str, list[float]]) -> tuple[Profile, list[Cell]]:
+    """A segmentation profile and one cell per init at budget 10 with the given test Dice per seed."""
+    inits = [Init(name, "light") for name in dice]
+    profile = Profile(name="fixture", task="segmentation", budgets=["10"], seeds=len(dice["scratch"]), groups={"light": []},
+                      data_args=[], finetune_args=[], inits=inits)
+    cells = [Cell(init, "10", runs={seed: {"test/dice": value, "test/hd95_class1": 5.0} for seed, value in enumerate(dice[init.name])},
+                  counts={seed: {"": 10} for seed in range(len(dice[init.name]))}) for init in inits]
+    return profile, cells
+
+
+def test_a_gain_over_two_seeds_is_reported_as_too_few_to_compare() -> None:
+    profile, cells = _segmentation_cells({"scratch": [0.30, 0.40], "genesis": [0.36, 0.44]})
+    assert "genesis has 2 seeds paired with scratch at budget 10, too few to compare (+0.050 ± 0.010" in findings(profile, cells)
+    profile, cells = _segmentation_cells({"scratch": [0.30, 0.40, 0.35], "genesis": [0.36, 0.44, 0.40]})
+    assert "genesis beats scratch at budget 10 on test/dice (+0.050 ± 0.006" in findings(profile, cells)
+
+
+def test_a_segmentation_table_counts_the_labeled_masks() -> None:
+    profile, cells = _segmentation_cells({"scratch": [0.30, 0.40, 0.35]})
+    header, _, row = table(profile, cells).splitlines()
+    assert header.startswith("| init | budget | labeled masks | seeds |") and row.startswith("| scratch | 10 | 10 | 3 |")

@@ -69,8 +69,14 @@ def test_report_has_a_row_for_every_cell_and_pretrains_the_missing_entry(tmp_pat
         assert "trainer.max_steps=3" in before and before.replace("max_steps=3", "max_steps=4") == now, "both commands, steps apart"
         rescored = _benchmark(tmp_path, *matrix, "--steps", "3", *pretraining, "--finetune-args", "method.threshold=argmax",
                               "--resume", "--rescore", python=python)
+        three_seeds = [*matrix[:-1], "3", "--steps", "3", *pretraining, "--finetune-args", "method.threshold=argmax"]
+        refused = _run(tmp_path, *three_seeds, "--finished-only", python=python)
+        assert refused.returncode == 1 and "use it with --resume" in refused.stderr, refused.stderr[-2000:]
+        interim = _benchmark(tmp_path, *three_seeds, "--resume", "--finished-only", python=python)
     assert "4 of the runs were trained by an earlier version" in rescored and "method.threshold=argmax" in rescored
     assert [(r[0], r[5]) for r in _rows(rescored)] == [(r[0], r[5]) for r in rows], "AUC does not depend on the threshold"
+    assert "Interim: 4 of the 6 runs have finished" in interim and [r[3] for r in _rows(interim)] == ["2", "2"]
+    assert not list((tmp_path / "work" / "finetune").glob("*_2")), "--finished-only runs no cell"
 
 
 @pytest.mark.slow
