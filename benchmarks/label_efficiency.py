@@ -566,9 +566,7 @@ Each cell runs (one example per init):
 
 Plot: `{png_text}`
 
-{table(profile, cells)}
-
-{findings(profile, cells)}
+{table(profile, cells) + chr(10) * 2 + findings(profile, cells) if cells else "No run of this part has finished yet."}
 """
 
 
