@@ -443,7 +443,8 @@ def counts_text(cell: Cell) -> str:
     parts = []
     for name in names:
         values = [counts.get(name, 0) for counts in cell.counts.values()]
-        parts.append(f"{name} {min(values)}".strip() if min(values) == max(values) else f"{name} {min(values)}-{max(values)}".strip())
+        count = f"{min(values)}" if min(values) == max(values) else f"{min(values)}-{max(values)}"
+        parts.append(f"{name} {count}".strip())
     return ", ".join(parts) or "–"
 
 
