@@ -70,6 +70,12 @@ class CPCSegMethod(BaseMethod):
         "MICCAI BrainLes 2020, LNCS 12658."
     )
 
+    @classmethod
+    def monitored(cls, method: Any) -> tuple[str, str]:
+        """Validation Dice, higher is better: the segmentation score a fine-tuned model is chosen on (an all-background
+        predictor scores 0), where the loss would mix in the CPC term."""
+        return "val/dice", "max"
+
     def __init__(self, config: dict[str, Any], data_info: dict[str, Any], architecture: dict[str, Any] | None = None) -> None:
         super().__init__(config, data_info, architecture)
         method = self.cfg.method

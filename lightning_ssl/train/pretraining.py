@@ -67,7 +67,7 @@ def pretrain(cfg: DictConfig, resume: ResumeTarget | None = None) -> PretrainRes
     """Pretrain ``cfg.method`` on ``cfg.data`` (continuing ``resume`` when given) and publish the encoder/decoder
     to the zoo (main process only)."""
     zoo_name = check_pretraining(cfg)
-    with open_run(cfg, resume) as run:
+    with open_run(cfg, resume, monitor=registered("method", cfg.method.name).monitored(cfg.method)) as run:
         trainer = run.trainer
         trainer.fit(run.method, datamodule=run.datamodule, **run.fit_arguments())
         # last.ckpt is written every few steps and at validations; write it at the very end too

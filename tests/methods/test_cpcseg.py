@@ -130,7 +130,7 @@ def test_2d_training_and_validation_steps_work():
 
 
 @pytest.mark.slow
-def test_a_semi_supervised_run_logs_region_metrics_an_image_grid_and_publishes_encoder_and_decoder(tmp_path: Path):
+def test_a_semi_supervised_run_logs_region_metrics_an_image_grid_and_publishes_its_best_dice_encoder_and_decoder(tmp_path: Path):
     args = tiny(tmp_path, "trainer.max_steps=2", "trainer.log_every_n_steps=1", "data.label_budget=2", "method.cpc_patch_size=16", "method.cpc_stride=8")
     assert main(["pretrain", "method=cpcseg", *args]) == 0
     run_dir = next(tmp_path.glob("cpcseg_phantom_brain_mri/*"))
@@ -139,6 +139,9 @@ def test_a_semi_supervised_run_logs_region_metrics_an_image_grid_and_publishes_e
     expected = {"train/loss", "train/seg_loss", "train/cpc_loss", "val/loss", "val/dice", "val/dice_wt", "val/dice_tc"}
     assert expected | {"val/dice_et", "val/hd95_wt", "val/hd95_tc", "val/hd95_et"} <= logged
     assert list(run_dir.glob("logs/version_0/images/val_image_true_predicted_regions_step*.png"))
+    (best,) = run_dir.glob("checkpoints/best-*.ckpt")
+    monitors = [key for key in torch.load(best, weights_only=False)["callbacks"] if key.startswith("ModelCheckpoint{'monitor': '")]
+    assert monitors == [m for m in monitors if "'monitor': 'val/dice', 'mode': 'max'" in m] != [], "published: the best on validation Dice"
     entry = tmp_path / "zoo" / "cpcseg_phantom_brain_mri" / "v1"
     metadata = json.loads((entry / "metadata.json").read_text())
     assert metadata["method"] == "cpcseg" and metadata["output_activation"] == "softmax"
