@@ -542,13 +542,14 @@ def plot(profile: Profile, cells: list[Cell], curves: dict[str, list[dict[str, f
     plt.close(figure)
 
 
-def part_section(profile: Profile, cells: list[Cell], examples: dict[str, str], png: Path, test_labels: list[int],
+def part_section(profile: Profile, cells: list[Cell], examples: dict[str, str], png: Path | None, test_labels: list[int],
                  planned: int) -> str:
-    """One part's protocol, example commands, table and findings (of the cells with runs, out of ``planned`` runs)."""
+    """One part's protocol, example commands, plot (``png``, None without one), table and findings (of the cells with
+    runs, out of ``planned`` runs)."""
     example_lines = "\n".join(f"    {line}" for line in examples.values())
     majority = (f" Always predicting the test split's majority class scores an accuracy of "
                 f"{np.bincount(test_labels).max() / len(test_labels):.3f}." if test_labels else "")
-    png_text = png.relative_to(REPO) if png.is_relative_to(REPO) else png
+    plot_line = "" if png is None else f"Plot: `{png.relative_to(REPO) if png.is_relative_to(REPO) else png}`\n\n"
     title = f"## {profile.part}: {profile.task}\n\n" if profile.part else ""
     rescored = sum(len(cell.rescored) for cell in cells)
     finished = sum(len(cell.runs) for cell in cells)
@@ -565,9 +566,7 @@ Each cell runs (one example per init):
 
 {example_lines}
 
-Plot: `{png_text}`
-
-{table(profile, cells) + chr(10) * 2 + findings(profile, cells) if cells else "No run of this part has finished yet."}
+{plot_line}{table(profile, cells) + chr(10) * 2 + findings(profile, cells) if cells else "No run of this part has finished yet."}
 """
 
 
@@ -699,8 +698,11 @@ def main() -> None:
         cells = [cell for cell in cells if cell.runs]
         every_cell += cells
         png = output.with_name(f"{output.stem}{'_' + profile.part if profile.part else ''}.png")
-        plot(profile, cells, curves, png)
-        sections.append(part_section(profile, cells, examples, png, test_labels, planned))
+        if cells:
+            plot(profile, cells, curves, png)
+        else:
+            png.unlink(missing_ok=True)  # an earlier report's plot would show cells this report leaves out
+        sections.append(part_section(profile, cells, examples, png if cells else None, test_labels, planned))
     seconds, loads = time.perf_counter() - start, (load_start, os.getloadavg()[0])
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(report(profiles, sections, curves, seconds, loads, compute_text(workdir, every_cell)))

@@ -18,7 +18,7 @@ from lightning_ssl.train import TEST_METRICS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from label_efficiency import (  # noqa: E402
-    PROFILES, Cell, Init, Profile, drop_unavailable, finetune_command, findings, load_profiles, run_order, table,
+    PROFILES, Cell, Init, Profile, drop_unavailable, finetune_command, findings, load_profiles, part_section, run_order, table,
 )
 
 
@@ -133,3 +133,10 @@ def test_a_segmentation_table_counts_the_labeled_masks() -> None:
     profile, cells = _segmentation_cells({"scratch": [0.30, 0.40, 0.35]})
     header, _, row = table(profile, cells).splitlines()
     assert header.startswith("| init | budget | labeled masks | seeds |") and row.startswith("| scratch | 10 | 10 | 3 |")
+
+
+def test_a_part_without_finished_runs_says_so_and_shows_no_plot() -> None:
+    profile, _ = _segmentation_cells({"scratch": [0.30, 0.40, 0.35]})
+    section = part_section(profile, [], {"scratch": "python -m lightning_ssl finetune"}, None, [], planned=3)
+    assert "No run of this part has finished yet." in section and "Plot:" not in section
+    assert "**Interim: 0 of the 3 runs have finished**" in section
