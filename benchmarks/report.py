@@ -81,9 +81,14 @@ def header(seconds: float, loads: tuple[float, float], extra: str = "") -> str:
 
 
 def one_class(metrics: dict[str, float]) -> bool:
-    """Whether a run's test predictions all fall in one class (its ``test/predicted_<class>`` counts)."""
+    """Whether a run's test predictions all fall in one class: its ``test/predicted_<class>`` counts, or for a
+    segmentation, no foreground in any test image (Dice 0, and every HD95 undefined: MONAI gives NaN for an empty
+    prediction)."""
     counts = [value for key, value in metrics.items() if key.startswith("test/predicted_")]
-    return bool(counts) and sum(1 for value in counts if value > 0) == 1
+    if counts:
+        return sum(1 for value in counts if value > 0) == 1
+    distances = [value for key, value in metrics.items() if key.startswith("test/hd95")]
+    return metrics.get("test/dice") == 0 and bool(distances) and all(np.isnan(value) for value in distances)
 
 
 def p_text(p: float) -> str:

@@ -140,3 +140,11 @@ def test_a_part_without_finished_runs_says_so_and_shows_no_plot() -> None:
     section = part_section(profile, [], {"scratch": "python -m lightning_ssl finetune"}, None, [], planned=3)
     assert "No run of this part has finished yet." in section and "Plot:" not in section
     assert "**Interim: 0 of the 3 runs have finished**" in section
+
+
+def test_a_segmentation_that_predicts_no_foreground_is_flagged_as_one_class() -> None:
+    profile, cells = _segmentation_cells({"scratch": [0.30, 0.40, 0.35]})
+    cells[0].runs[1] = {"test/dice": 0.0, "test/hd95_class1": float("nan")}
+    cells[0].runs[2] = {"test/dice": 0.0, "test/hd95_class1": 12.0}  # foreground predicted, in the wrong place
+    assert table(profile, cells).splitlines()[2].split(" | ")[4] == "1"
+    assert "Runs whose test predictions are all one class: scratch budget 10 seed 1." in findings(profile, cells)
