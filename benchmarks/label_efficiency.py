@@ -5,7 +5,7 @@ recipe and the inits, each in an architecture group whose scratch baseline it is
 in the zoo yet are pretrained first (on the training split only: the split is fixed by ``data.split_seed``, so no
 seed ever pretrains on a test image). Each cell (init x budget x seed) is one ``python -m lightning_ssl finetune``
 run; finished cells are recorded in the work folder, so ``--resume`` continues a killed benchmark. The report gives
-mean +- std per cell, the paired gain over scratch with its standard error and paired t-test p-value, the label
+mean +- std per cell, the paired gain over the baseline (scratch of the same network) with its standard error and paired t-test p-value, the label
 counts per class, the runs whose test predictions all fall in one class (each seed's own split), the pretraining
 curves, the commands and versions, and a PNG of the metric against the number of labels.
 
@@ -413,13 +413,24 @@ def run_matrix(profile: Profile, workdir: Path, env: dict[str, str], resume: boo
 
 
 def mean_std(values: np.ndarray) -> str:
-    """``mean ± std`` (sample std over seeds; the mean alone for one seed)."""
-    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}" if values.size > 1 else f"{values.mean():.3f}"
+    """``mean ± std`` (sample std over seeds; the mean alone for one seed) of the seeds where the metric is defined
+    (a distance is not, for a run that predicts no foreground), saying how many those are when not all."""
+    defined = values[np.isfinite(values)]
+    if defined.size == 0:
+        return "undefined"
+    text = f"{defined.mean():.3f} ± {defined.std(ddof=1):.3f}" if defined.size > 1 else f"{defined.mean():.3f}"
+    return text if defined.size == values.size else f"{text} ({defined.size} of {values.size} seeds)"
+
+
+def paired_seeds(cell: Cell, scratch: Cell, metric: str) -> list[int]:
+    """The seeds both cells ran with ``metric`` defined in both runs."""
+    return sorted(s for s in set(cell.runs) & set(scratch.runs) if np.isfinite(cell.runs[s][metric]) and np.isfinite(scratch.runs[s][metric]))
 
 
 def paired(cell: Cell, scratch: Cell, metric: str) -> tuple[float, float, float] | None:
-    """(mean paired difference to scratch over the seeds both ran, its standard error, the paired t-test p-value)."""
-    seeds = sorted(set(cell.runs) & set(scratch.runs))
+    """(mean paired difference to scratch over the seeds both ran with the metric defined, its standard error, the
+    paired t-test p-value)."""
+    seeds = paired_seeds(cell, scratch, metric)
     if cell is scratch or len(seeds) < 2:
         return None
     diff = cell.values(metric, seeds) - scratch.values(metric, seeds)
@@ -434,7 +445,9 @@ def gain_text(cell: Cell, scratch: Cell | None, metric: str) -> str:
     if result is None:
         return "–"
     mean, error, p = result
-    return f"{mean:+.3f} ± {error:.3f} (p {p_text(p)})"
+    defined = len(paired_seeds(cell, scratch, metric))
+    fewer = f", {defined} seeds" if defined < len(set(cell.runs) & set(scratch.runs)) else ""
+    return f"{mean:+.3f} ± {error:.3f} (p {p_text(p)}{fewer})"
 
 
 def counts_text(cell: Cell) -> str:
@@ -449,11 +462,12 @@ def counts_text(cell: Cell) -> str:
 
 
 def table(profile: Profile, cells: list[Cell]) -> str:
-    """One row per init and budget: labels per class, seeds, each metric's mean ± std and paired gain over scratch."""
+    """One row per init and budget: labels per class, seeds, each metric's mean ± std and paired gain over its baseline
+    (scratch unless the profile names another)."""
     metrics = METRICS[profile.task]
     labels = "labeled masks" if profile.task == "segmentation" else "labels per class"
     header_cells = ["init", "budget", labels, "seeds", "one-class seeds"]
-    header_cells += [h for m in metrics for h in (m, f"gain over scratch ({m})")]
+    header_cells += [h for m in metrics for h in (m, f"gain over baseline ({m})")]
     rows = []
     for cell in cells:
         scratch_init = profile.scratch_of(cell.init.group)
@@ -478,7 +492,7 @@ def findings(profile: Profile, cells: list[Cell]) -> str:
         if result is None:
             continue
         mean, error, p = result
-        seeds = len(set(cell.runs) & set(scratch.runs))
+        seeds = len(paired_seeds(cell, scratch, metric))
         if seeds < 3:  # one degree of freedom: two standard errors say nothing yet
             sentences.append(f"{cell.init.name} has {seeds} seeds paired with {scratch_init.name} at budget {cell.budget}, too few "
                              f"to compare ({mean:+.3f} ± {error:.3f} standard error on {metric}).")

@@ -146,5 +146,14 @@ def test_a_segmentation_that_predicts_no_foreground_is_flagged_as_one_class() ->
     profile, cells = _segmentation_cells({"scratch": [0.30, 0.40, 0.35]})
     cells[0].runs[1] = {"test/dice": 0.0, "test/hd95_class1": float("nan")}
     cells[0].runs[2] = {"test/dice": 0.0, "test/hd95_class1": 12.0}  # foreground predicted, in the wrong place
-    assert table(profile, cells).splitlines()[2].split(" | ")[4] == "1"
+    row = table(profile, cells).splitlines()[2].split(" | ")
+    assert row[4] == "1" and row[7] == "8.500 ± 4.950 (2 of 3 seeds)", "a distance is averaged where it is defined"
     assert "Runs whose test predictions are all one class: scratch budget 10 seed 1." in findings(profile, cells)
+
+
+def test_a_paired_gain_leaves_out_the_seeds_whose_distance_is_undefined() -> None:
+    profile, cells = _segmentation_cells({"scratch": [0.30, 0.40, 0.35], "genesis": [0.36, 0.44, 0.40]})
+    cells[0].runs[1]["test/hd95_class1"] = float("nan")
+    cells[1].runs[0]["test/hd95_class1"] = 3.0
+    genesis = table(profile, cells).splitlines()[3].split(" | ")
+    assert genesis[8] == "-1.000 ± 1.000 (p 0.5, 2 seeds) |", "seeds 0 and 2: differences -2 and 0"
