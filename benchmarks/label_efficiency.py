@@ -5,9 +5,9 @@ recipe and the inits, each in an architecture group whose scratch baseline it is
 in the zoo yet are pretrained first (on the training split only: the split is fixed by ``data.split_seed``, so no
 seed ever pretrains on a test image). Each cell (init x budget x seed) is one ``python -m lightning_ssl finetune``
 run; finished cells are recorded in the work folder, so ``--resume`` continues a killed benchmark. The report gives
-mean +- std per cell, the paired gain over the baseline (scratch of the same network) with its standard error and paired t-test p-value, the label
-counts per class, the runs whose test predictions all fall in one class (each seed's own split), the pretraining
-curves, the commands and versions, and a PNG of the metric against the number of labels.
+mean +- std per cell, the paired gain over the baseline (scratch of the same network) with its standard error and
+paired t-test p-value, the label counts per class, the runs whose test predictions all fall in one class (each seed's
+own split), the pretraining curves, the commands and versions, and a PNG of the metric against the number of labels.
 
 Without a profile, ``--data``/``--inits``/``--budgets``... describe an ad-hoc matrix (missing ``zoo:<method>_<data>``
 entries are pretrained with the method's defaults).
@@ -162,7 +162,8 @@ def load_profiles(name: str, workdir: Path) -> list[Profile]:
         known = ", ".join(sorted(p.stem for p in PROFILES.glob("*.yaml")))
         sys.exit(f"--profile {name}: no {path}; profiles: {known}")
     spec = yaml.safe_load(path.read_text().replace("${workdir}", str(workdir)))
-    inits = [Init(name=key, **value) for key, value in spec.pop("inits").items()]
+    inits = [Init(name=key, **{k: _flat(v) if k.endswith("_args") else v for k, v in value.items()})
+             for key, value in spec.pop("inits").items()]
     parts = spec.pop("parts", None) or {"": {}}
     shared = spec.pop("data_args")
     profiles = []
@@ -172,6 +173,11 @@ def load_profiles(name: str, workdir: Path) -> list[Profile]:
         part_inits = [init for init in inits if chosen is None or init.name in chosen]
         profiles.append(Profile(name=name, inits=part_inits, data_args=data, pretrain_data_args=shared, part=part, **{**spec, **own}))
     return profiles
+
+
+def _flat(args: list) -> list[str]:
+    """An init's argument list with nested lists spliced in (a YAML alias of a shared recipe inside a longer list)."""
+    return [a for item in args for a in (_flat(item) if isinstance(item, list) else [item])]
 
 
 def adhoc_profile(args: argparse.Namespace) -> Profile:
@@ -427,16 +433,16 @@ def paired_seeds(cell: Cell, scratch: Cell, metric: str) -> list[int]:
     return sorted(s for s in set(cell.runs) & set(scratch.runs) if np.isfinite(cell.runs[s][metric]) and np.isfinite(scratch.runs[s][metric]))
 
 
-def paired(cell: Cell, scratch: Cell, metric: str) -> tuple[float, float, float] | None:
+def paired(cell: Cell, scratch: Cell, metric: str) -> tuple[float, float, float, int] | None:
     """(mean paired difference to scratch over the seeds both ran with the metric defined, its standard error, the
-    paired t-test p-value)."""
+    paired t-test p-value, the number of those seeds)."""
     seeds = paired_seeds(cell, scratch, metric)
     if cell is scratch or len(seeds) < 2:
         return None
     diff = cell.values(metric, seeds) - scratch.values(metric, seeds)
     error = diff.std(ddof=1) / np.sqrt(diff.size)
     p = float(stats.ttest_rel(cell.values(metric, seeds), scratch.values(metric, seeds)).pvalue) if error > 0 else float("nan")
-    return float(diff.mean()), float(error), p
+    return float(diff.mean()), float(error), p, len(seeds)
 
 
 def gain_text(cell: Cell, scratch: Cell | None, metric: str) -> str:
@@ -444,9 +450,8 @@ def gain_text(cell: Cell, scratch: Cell | None, metric: str) -> str:
     result = paired(cell, scratch, metric) if scratch is not None else None
     if result is None:
         return "–"
-    mean, error, p = result
-    defined = len(paired_seeds(cell, scratch, metric))
-    fewer = f", {defined} seeds" if defined < len(set(cell.runs) & set(scratch.runs)) else ""
+    mean, error, p, seeds = result
+    fewer = f", {seeds} seeds" if seeds < len(set(cell.runs) & set(scratch.runs)) else ""
     return f"{mean:+.3f} ± {error:.3f} (p {p_text(p)}{fewer})"
 
 
@@ -491,8 +496,7 @@ def findings(profile: Profile, cells: list[Cell]) -> str:
         result = paired(cell, scratch, metric) if scratch is not None and cell.init is not scratch_init else None
         if result is None:
             continue
-        mean, error, p = result
-        seeds = len(paired_seeds(cell, scratch, metric))
+        mean, error, p, seeds = result
         if seeds < 3:  # one degree of freedom: two standard errors say nothing yet
             sentences.append(f"{cell.init.name} has {seeds} seeds paired with {scratch_init.name} at budget {cell.budget}, too few "
                              f"to compare ({mean:+.3f} ± {error:.3f} standard error on {metric}).")
