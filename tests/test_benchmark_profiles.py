@@ -17,9 +17,9 @@ from lightning_ssl import zoo
 from lightning_ssl.train import TEST_METRICS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from label_efficiency import (  # noqa: E402
-    PROFILES, Cell, Init, Profile, drop_unavailable, finetune_command, findings, load_profiles, part_section, run_order, table,
-)
+from efficiency_matrix import PROFILES, Cell, Init, Profile, load_profiles  # noqa: E402
+from efficiency_report import findings, part_section, table  # noqa: E402
+from label_efficiency import drop_unavailable, finetune_command, run_order  # noqa: E402
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in PROFILES.glob("*.yaml")))
