@@ -129,6 +129,12 @@ def test_a_gain_over_two_seeds_is_reported_as_too_few_to_compare() -> None:
     assert "genesis beats scratch at budget 10 on test/dice (+0.050 ± 0.006" in findings(profile, cells)
 
 
+def test_a_gain_beyond_two_standard_errors_but_not_significant_is_not_called_a_win() -> None:
+    profile, cells = _segmentation_cells({"scratch": [0.30, 0.40, 0.35], "genesis": [0.31, 0.45, 0.38]})
+    sentence = "genesis is above scratch by more than two standard errors, but not significantly, at budget 10 on test/dice (+0.030 ± 0.012"
+    assert sentence in findings(profile, cells) and "beats" not in findings(profile, cells)
+
+
 def test_a_segmentation_table_counts_the_labeled_masks() -> None:
     profile, cells = _segmentation_cells({"scratch": [0.30, 0.40, 0.35]})
     header, _, row = table(profile, cells).splitlines()
