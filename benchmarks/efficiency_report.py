@@ -9,13 +9,11 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 from efficiency_matrix import LOWER_IS_BETTER, METRICS, PRETRAINED_FILE, SCORING_KEYS, Cell, Profile
-from report import REPO, header, one_class, p_text
+from report import REPO, comparison, header, one_class, p_text
 from scipy import stats
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-
-SIGNIFICANT = 0.05
 
 
 def mean_std(values: np.ndarray) -> str:
@@ -86,8 +84,7 @@ def table(profile: Profile, cells: list[Cell]) -> str:
 
 def findings(profile: Profile, cells: list[Cell]) -> str:
     """Sentences from the numbers: where an init beat its scratch baseline by more than two standard errors (over at
-    least 3 paired seeds) with a paired t-test p below ``SIGNIFICANT``, and where it was only outside two standard
-    errors."""
+    least 3 paired seeds) with a significant paired t-test, and where it was only outside two standard errors."""
     metric = METRICS[profile.task][0]
     sign = -1 if metric in LOWER_IS_BETTER else 1
     sentences = []
@@ -102,14 +99,7 @@ def findings(profile: Profile, cells: list[Cell]) -> str:
             sentences.append(f"{cell.init.name} has {seeds} seeds paired with {scratch_init.name} at budget {cell.budget}, too few "
                              f"to compare ({mean:+.3f} ± {error:.3f} standard error on {metric}).")
             continue
-        outside = abs(mean) > 2 * error
-        if outside and p < SIGNIFICANT:
-            verdict = f"{'beats' if sign * mean > 0 else 'is worse than'} {scratch_init.name}"
-        elif outside:  # with 3 seeds, two standard errors are not yet a significant paired t-test
-            verdict = f"is {'above' if mean > 0 else 'below'} {scratch_init.name} by more than two standard errors, but not significantly,"
-        else:
-            verdict = f"does not differ from {scratch_init.name}"
-        sentences.append(f"{cell.init.name} {verdict} at budget {cell.budget} on {metric} "
+        sentences.append(f"{cell.init.name} {comparison(mean, error, p, scratch_init.name, sign)} at budget {cell.budget} on {metric} "
                          f"({mean:+.3f} ± {error:.3f} standard error, p {p_text(p)}).")
     flagged = [f"{c.init.name} budget {c.budget} seed {s}" for c in cells for s, run in sorted(c.runs.items()) if one_class(run)]
     one_class_line = ("Runs whose test predictions are all one class: " + "; ".join(flagged) + "."

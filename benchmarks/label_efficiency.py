@@ -159,7 +159,8 @@ def budget_counts(profile: Profile, seed: int) -> tuple[dict[str, dict[str, int]
     """Labeled training images per class at each budget for ``seed`` (from the DataModule, not from a run; for
     segmentation, under the key "", the images with a mask), and the class of every test image (``seed`` draws
     budgets only: the split is fixed by ``data.split_seed``)."""
-    cfg = build_config([*profile.data_args, f"data.seed={seed}"])
+    uncached = [arg for arg in profile.data_args if not arg.startswith("data.cache=")]  # counting reads no image
+    cfg = build_config([*uncached, f"data.seed={seed}"])
     datamodule = registered("data", cfg.data.name)(cfg.data)
     datamodule.setup("fit")
     labels = datamodule.train_labels()

@@ -33,7 +33,7 @@ from pytorch_lightning.utilities import CombinedLoader
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import from_repo, header, one_class, p_text, report_path, work_path  # noqa: E402
+from report import comparison, from_repo, header, one_class, p_text, report_path, work_path  # noqa: E402
 
 from lightning_ssl.config import build_config  # noqa: E402
 from lightning_ssl.data import DATASETS  # noqa: E402
@@ -236,7 +236,7 @@ def segmentation_table(records: list[dict]) -> str:
 
 
 def verdict(records: list[dict], test_labels: list[int]) -> str:
-    """Sentences from the numbers: did MultiMix beat the labels-only baseline (by more than two standard errors),
+    """Sentences from the numbers: did MultiMix beat the labels-only baseline (``report.comparison``),
     and did any run predict one class or fall to the majority-class accuracy?"""
     sentences = []
     for key, label in (("auc", "test AUC"), ("acc", "test accuracy"), ("f1", "macro F1")):
@@ -247,8 +247,7 @@ def verdict(records: list[dict], test_labels: list[int]) -> str:
             sentences.append(f"On {label}, MultiMix {outcome} the labels-only baseline ({ours[0]:.3f} vs {theirs[0]:.3f}; one seed).")
             continue
         mean, error, p = result
-        outcome = "beats" if mean > 2 * error else "is worse than" if mean < -2 * error else "does not differ from"
-        sentences.append(f"On {label}, MultiMix {outcome} the labels-only baseline ({np.mean(ours):.3f} vs "
+        sentences.append(f"On {label}, MultiMix {comparison(mean, error, p, 'the labels-only baseline')} ({np.mean(ours):.3f} vs "
                          f"{np.mean(theirs):.3f}, paired {mean:+.3f} ± {error:.3f}, p {p_text(p)}).")
     majority = np.bincount(test_labels).max() / len(test_labels)
     for run, name in zip(RUNS, ("MultiMix", "The labels-only baseline")):

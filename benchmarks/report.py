@@ -23,6 +23,7 @@ LOCAL_RESULTS = RESULTS / "local"
 COMMITTED_WORK = RESULTS / "work"
 LOCAL_WORK = REPO / "runs" / "benchmarks"
 BUSY_LOAD = 0.7
+SIGNIFICANT = 0.05  # the paired t-test p below which a gain beyond two standard errors is called a win
 
 
 def from_repo(path: str | Path) -> Path:
@@ -89,6 +90,17 @@ def one_class(metrics: dict[str, float]) -> bool:
         return sum(1 for value in counts if value > 0) == 1
     distances = [value for key, value in metrics.items() if key.startswith("test/hd95")]
     return metrics.get("test/dice") == 0 and bool(distances) and all(np.isnan(value) for value in distances)
+
+
+def comparison(mean: float, error: float, p: float, baseline: str, sign: int = 1) -> str:
+    """How a paired gain (``mean`` ± standard ``error``, paired t-test ``p``) compares with ``baseline``: it beats it
+    or is worse only beyond two standard errors with p < ``SIGNIFICANT`` (with 3 seeds, two standard errors are not yet
+    a significant test); ``sign`` -1 for a metric where lower is better."""
+    if abs(mean) <= 2 * error:
+        return f"does not differ from {baseline}"
+    if p < SIGNIFICANT:
+        return f"{'beats' if sign * mean > 0 else 'is worse than'} {baseline}"
+    return f"is {'above' if mean > 0 else 'below'} {baseline} by more than two standard errors, but not significantly,"
 
 
 def p_text(p: float) -> str:
