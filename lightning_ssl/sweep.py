@@ -55,14 +55,17 @@ class Sweep:
 
     @property
     def method(self) -> str:
+        """The method the sweep trains."""
         return self.config["method"]
 
     @property
     def metric(self) -> str:
+        """The logged metric the sweep optimises."""
         return self.config["metric"]["name"]
 
     @property
     def goal(self) -> str:
+        """``minimize`` or ``maximize`` (W&B's default: minimize)."""
         return self.config["metric"].get("goal", "minimize")
 
 

@@ -184,6 +184,7 @@ def _header_shape(path: Path) -> tuple[int, ...]:
 
 
 def shape_text(shape: Sequence[int]) -> str:
+    """A shape as printed in messages, e.g. ``51x51x51``."""
     return "x".join(map(str, shape))
 
 
@@ -217,6 +218,7 @@ def check_headers(case: Case, channels: int) -> None:
 
 
 def read_voxels(path: Path) -> np.ndarray:
+    """The voxel array of a NIfTI file; DataError naming the file when it cannot be read."""
     try:
         return np.asanyarray(nib.load(str(path)).dataobj)
     except Exception as error:  # nibabel, gzip and zlib raise many types for a file cut short
