@@ -156,14 +156,14 @@ def pretraining_curve(folder: Path) -> list[dict[str, float]]:
 
 
 def budget_counts(profile: Profile, seed: int) -> tuple[dict[str, dict[str, int]], list[int]]:
-    """Labeled training images per class at each budget for ``seed`` (from the DataModule, not from a run; for
-    segmentation, under the key "", the images with a mask), and the class of every test image (``seed`` draws
-    budgets only: the split is fixed by ``data.split_seed``)."""
+    """Labeled training images (or cases, where the budget counts cases) per class at each budget for ``seed`` (from
+    the DataModule, not from a run; for segmentation, under the key "", those with a mask), and the class of every
+    test image (``seed`` draws budgets only: the split is fixed by ``data.split_seed``)."""
     uncached = [arg for arg in profile.data_args if not arg.startswith("data.cache=")]  # counting reads no image
     cfg = build_config([*uncached, f"data.seed={seed}"])
     datamodule = registered("data", cfg.data.name)(cfg.data)
     datamodule.setup("fit")
-    labels = datamodule.train_labels()
+    labels = datamodule.budget_labels()
     names = list(datamodule.info.class_names)
     test = getattr(datamodule.test_dataset, "class_labels", lambda: None)() or []
     if labels is None:

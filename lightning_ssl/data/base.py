@@ -153,6 +153,11 @@ class BaseDataModule(pl.LightningDataModule):
         labels = class_labels() if class_labels is not None else None
         return None if labels is None else np.asarray(labels, dtype=np.int64)
 
+    def budget_labels(self) -> np.ndarray | None:
+        """The class of every unit ``data.label_budget`` counts (here a training sample; a case where a case gives
+        several samples), -1 when unknown; None when the data has no class labels."""
+        return self.train_labels()
+
     def budget_indices(self) -> tuple[np.ndarray, np.ndarray]:
         """(labeled, unlabeled) indices of the training split under ``data.label_budget``: stratified by class, or in
         a seeded random order (nested too) for data without class labels (e.g. masks to segment)."""

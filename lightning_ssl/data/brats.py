@@ -389,6 +389,11 @@ class BraTSDataModule(BaseDataModule):
         train = self._train()
         return np.zeros(len(train), dtype=np.int64) if train.with_mask else None
 
+    def budget_labels(self) -> np.ndarray | None:
+        """0 for every training case when the cases are segmented, as ``data.label_budget`` counts cases; else None."""
+        train = self._train()
+        return np.zeros(len(train.patient_ids), dtype=np.int64) if train.with_mask else None
+
     def budget_indices(self) -> tuple[np.ndarray, np.ndarray]:
         """(labeled, unlabeled) training item indices: ``data.label_budget`` counts cases, nested by ``seed``."""
         train = self._train()
@@ -397,7 +402,7 @@ class BraTSDataModule(BaseDataModule):
                 f"data.label_budget needs segmented cases with their masks: set data.with_masks=true "
                 f"(and check that cases under {self.config.root} have seg files)"
             )
-        chosen, rest = labeled_subset([0] * len(train.patient_ids), self.config.label_budget, self.config.seed)
+        chosen, rest = labeled_subset(self.budget_labels(), self.config.label_budget, self.config.seed)
         return train.item_indices(chosen.tolist()), train.item_indices(rest.tolist())
 
     def unlabeled_dataset(self) -> Dataset:

@@ -525,6 +525,13 @@ class DecathlonDataModule(BaseDataModule):
         except DataError:
             return None
 
+    def budget_labels(self) -> np.ndarray | None:
+        """Each training case's class (-1: none), as ``data.label_budget`` counts cases; 0 for segmented cases."""
+        try:
+            return self.training_case_labels()
+        except DataError:
+            return None
+
     def budget_indices(self) -> tuple[np.ndarray, np.ndarray]:
         """(labeled, unlabeled) training items: ``data.label_budget`` counts cases with a class (or a label map),
         stratified by class and nested by ``seed``."""

@@ -174,6 +174,8 @@ def test_case_classes_from_a_table_with_a_map_a_threshold_or_the_values(tmp_path
     assert sorted(int(labeled[i]["label"]) for i in range(0, len(labeled), 2)) == [0, 0, 1, 1]  # stratified
     classes = [dm.train_dataset[i].get("label") for i in range(len(dm.train_dataset))]
     assert any(c is None for c in classes) and dm.train_labels().tolist().count(-1) == 2 * 2
+    per_case = dm.budget_labels()  # what data.label_budget counts: cases, not their 2 patches each
+    assert per_case.tolist() == [dm.classes.get(c, -1) for c in sorted(ids(dm.train_dataset))]
     assert all(item["mask"].any() for item in (dm.train_dataset[i] for i in range(len(dm.train_dataset))) if "label" in item)  # the lesion
     threshold = set_up(root, **{**CLASSES, "label_map": None, "label_threshold": 4}, class_names=["benign", "malignant"])
     assert threshold.classes == dm.classes and threshold.info.class_names == ["benign", "malignant"]
