@@ -81,6 +81,8 @@ class Profile:
     extra_finetune_args: list[str] = field(default_factory=list)
     # the interpreter command of every run (--python): this Python unless told otherwise
     python: list[str] = field(default_factory=lambda: [sys.executable])
+    # optional inits this attempt could not run, each with why (e.g. an official file the zoo could not fetch)
+    left_out: dict[str, str] = field(default_factory=dict)
 
     def seeds_at(self, budget: str) -> int:
         """How many seeds the cells of ``budget`` run."""

@@ -212,6 +212,15 @@ def compute_text(workdir: Path, cells: list[Cell]) -> str:
     return f"- Compute over every attempt of this work folder: {pretraining}; {cells_text}{missing}"
 
 
+def left_out_text(profiles: list[Profile]) -> str:
+    """A markdown bullet naming each optional init this attempt left out and why (the reason's first clause), or ""."""
+    reasons = {name: why for profile in profiles for name, why in profile.left_out.items()}
+    if not reasons:
+        return ""
+    return "- Left out (rerun with the files in place to add them): " + "; ".join(
+        f"{name}, {why.split(';', 1)[0]}" for name, why in reasons.items())
+
+
 def report(profiles: list[Profile], sections: list[str], curves: dict[str, list[dict[str, float]]], seconds: float,
            loads: tuple[float, float], compute: str) -> str:
     """The markdown report of every part."""
@@ -224,6 +233,7 @@ def report(profiles: list[Profile], sections: list[str], curves: dict[str, list[
 
 {header(seconds, loads)}
 {compute}
+{left_out_text(profiles)}
 
 {chr(10).join(sections)}
 

@@ -74,7 +74,8 @@ def _method_of(entry: str, data: str) -> str | None:
 
 
 def drop_unavailable(profiles: list[Profile], store: Path) -> None:
-    """Leave out every optional init whose built-in entry the zoo cannot make available, with one line saying why."""
+    """Leave out every optional init whose built-in entry the zoo cannot make available, with one line saying why (and
+    the reason kept in each profile's ``left_out`` for its report)."""
     optional = {id(init): init for profile in profiles for init in profile.inits if init.optional}
     for init in optional.values():
         try:
@@ -82,6 +83,8 @@ def drop_unavailable(profiles: list[Profile], store: Path) -> None:
         except zoo.ZooError as error:
             print(f"leaving out init {init.name}: {error}", flush=True)
             for profile in profiles:
+                if init in profile.inits:
+                    profile.left_out[init.name] = str(error)
                 profile.inits = [kept for kept in profile.inits if kept is not init]
 
 

@@ -18,7 +18,7 @@ from lightning_ssl.train import TEST_METRICS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from efficiency_matrix import PROFILES, Cell, Init, Profile, load_profiles  # noqa: E402
-from efficiency_report import findings, part_section, table  # noqa: E402
+from efficiency_report import findings, left_out_text, part_section, table  # noqa: E402
 from label_efficiency import drop_unavailable, finetune_command, run_order  # noqa: E402
 
 
@@ -84,6 +84,10 @@ def test_without_the_official_genesis_file_the_lidc_profile_leaves_it_out_in_one
     assert line.startswith("leaving out init genesis-official: ") and "zoo import-builtin genesis_chest_ct FILE" in line
     assert {part.part: [init.name for init in part.inits] for part in parts} == {
         name: [init for init in names if init != "genesis-official"] for name, names in before.items()}
+    reported = left_out_text(parts)  # the report says what was left out, not only the console
+    assert all(set(part.left_out) == {"genesis-official"} for part in parts)
+    assert reported.startswith("- Left out (rerun with the files in place to add them): genesis-official, ")
+    assert "genesis_chest_ct" in reported and ";" not in reported
 
 
 @pytest.mark.slow

@@ -138,6 +138,7 @@ def test_split_by_case_with_unlabeled_cases_in_the_pool(tmp_path):
 def test_label_budget_counts_cases_and_a_too_large_one_fails(tmp_path):
     dm = setup(write_set(tmp_path, labeled=5, unlabeled=1), patches_per_case=2, label_budget=2, with_masks=True)
     assert len(dm.labeled_dataset()) == 4 and len(ids(dm.labeled_dataset())) == 2 and "mask" in dm.labeled_dataset()[0]
+    assert len(dm.budget_labels()) == len(ids(dm.train_dataset)) < len(dm.train_dataset)  # the budget counts cases
     unlabeled = dm.unlabeled_dataset()
     assert len(unlabeled) == 6 and not ids(unlabeled) & ids(dm.labeled_dataset())
     assert all("mask" not in unlabeled[i] for i in range(len(unlabeled)))
