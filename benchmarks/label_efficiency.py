@@ -83,7 +83,7 @@ def drop_unavailable(profiles: list[Profile], store: Path) -> None:
         except zoo.ZooError as error:
             print(f"leaving out init {init.name}: {error}", flush=True)
             for profile in profiles:
-                if init in profile.inits:
+                if any(kept is init for kept in profile.inits):
                     profile.left_out[init.name] = str(error)
                 profile.inits = [kept for kept in profile.inits if kept is not init]
 
