@@ -402,7 +402,7 @@ class BraTSDataModule(BaseDataModule):
                 f"data.label_budget needs segmented cases with their masks: set data.with_masks=true "
                 f"(and check that cases under {self.config.root} have seg files)"
             )
-        chosen, rest = labeled_subset(self.budget_labels(), self.config.label_budget, self.config.seed)
+        chosen, rest = labeled_subset(self.budget_labels(), self.config.label_budget, self.config.seed, unit="cases")
         return train.item_indices(chosen.tolist()), train.item_indices(rest.tolist())
 
     def unlabeled_dataset(self) -> Dataset:

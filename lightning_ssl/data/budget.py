@@ -29,8 +29,9 @@ def stratified_order(labels: Sequence[int], seed: int) -> np.ndarray:
     return order[np.isfinite(keys[order])]
 
 
-def budget_size(budget: Any, available: int) -> int:
-    """How many labels a budget means: None/"all" = all, a float in (0, 1] = that fraction, an int >= 1 = that count."""
+def budget_size(budget: Any, available: int, unit: str = "samples") -> int:
+    """How many labels a budget means: None/"all" = all, a float in (0, 1] = that fraction, an int >= 1 = that count
+    (of ``unit``, the word its error uses for what is counted)."""
     if budget is None or budget == "all":
         return available
     if isinstance(budget, str):
@@ -49,19 +50,20 @@ def budget_size(budget: Any, available: int) -> int:
         raise DataError(f"label budget {budget!r}: a fraction must be at most 1, a count a whole number")
     if count > available:
         raise DataError(
-            f"label budget {budget!r} asks for {count} labels but the training split has {available} labeled samples: "
+            f"label budget {budget!r} asks for {count} labels but the training split has {available} labeled {unit}: "
             f"lower data.label_budget"
         )
     return count
 
 
-def labeled_subset(labels: Sequence[int], budget: Any, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(labeled, unlabeled) sample indices for a budget: the labeled ones stratified and nested by ``seed``.
+def labeled_subset(labels: Sequence[int], budget: Any, seed: int, unit: str = "samples") -> tuple[np.ndarray, np.ndarray]:
+    """(labeled, unlabeled) indices of ``labels`` (one per sample, or per ``unit``) for a budget: the labeled ones
+    stratified and nested by ``seed``.
 
     Samples with an unknown label (-1) are always in the unlabeled remainder.
     """
     labels = np.asarray(labels)
     order = stratified_order(labels, seed)
-    chosen = np.sort(order[: budget_size(budget, order.size)])
+    chosen = np.sort(order[: budget_size(budget, order.size, unit)])
     rest = np.setdiff1d(np.arange(labels.shape[0]), chosen)
     return chosen, rest

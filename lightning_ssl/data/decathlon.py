@@ -536,7 +536,7 @@ class DecathlonDataModule(BaseDataModule):
         """(labeled, unlabeled) training items: ``data.label_budget`` counts cases with a class (or a label map),
         stratified by class and nested by ``seed``."""
         train = self._train()
-        chosen, rest = labeled_subset(self.training_case_labels(), self.config.label_budget, self.config.seed)
+        chosen, rest = labeled_subset(self.training_case_labels(), self.config.label_budget, self.config.seed, unit="cases")
         return train.item_indices(chosen.tolist()), train.item_indices(rest.tolist())
 
     def train_dataloader(self) -> DataLoader | Any:

@@ -142,7 +142,7 @@ def test_label_budget_counts_cases_and_a_too_large_one_fails(tmp_path):
     unlabeled = dm.unlabeled_dataset()
     assert len(unlabeled) == 6 and not ids(unlabeled) & ids(dm.labeled_dataset())
     assert all("mask" not in unlabeled[i] for i in range(len(unlabeled)))
-    with pytest.raises(DataError, match="asks for 10 labels but the training split has 4 labeled samples"):
+    with pytest.raises(DataError, match="asks for 10 labels but the training split has 4 labeled cases"):
         setup(tmp_path, label_budget=10, with_masks=True).budget_indices()
 
 

@@ -58,6 +58,12 @@ def test_ct_items_are_windowed_patches_with_masks(tmp_path):
     assert torch.allclose(whole["image"][0], torch.from_numpy(window_hu(hu, [-100, 300])))
 
 
+def test_a_label_budget_larger_than_the_training_cases_names_them(tmp_path):
+    dm = set_up(write_decathlon(tmp_path, cases=4), val_fraction=0.25, test_fraction=0.25, label_budget=3)
+    with pytest.raises(DataError, match="asks for 3 labels but the training split has 2 labeled cases: lower data.label_budget"):
+        dm.budget_indices()
+
+
 @pytest.mark.parametrize("per_channel_files", [False, True])
 def test_four_channel_mri_from_one_4d_file_or_a_file_per_channel(tmp_path, per_channel_files):
     root = write_decathlon(tmp_path, cases=3, modality="MRI", per_channel_files=per_channel_files)
