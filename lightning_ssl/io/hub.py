@@ -6,9 +6,11 @@ huggingface_hub is imported when a file is fetched or sent, not with this module
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from lightning_ssl.errors import one_line
 from lightning_ssl.io.errors import DownloadError, UploadError
@@ -48,17 +50,31 @@ def download_hub_file(file: HubFile, *, what: str, hint: str, timeout: float = 1
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     endpoint = hub_endpoint()
+    host = urlsplit(endpoint).hostname or ""
+    known = resolves(host)
     try:
-        return Path(hf_hub_download(file.repo, file.filename, revision=file.revision, endpoint=endpoint, etag_timeout=timeout))
+        return Path(hf_hub_download(file.repo, file.filename, revision=file.revision, endpoint=endpoint,
+                                    etag_timeout=timeout, local_files_only=not known))
     except LocalEntryNotFoundError:
-        reason = (
-            "offline (HF_HUB_OFFLINE is set) and not in the Hugging Face cache"
-            if constants.is_offline_mode()
-            else "the Hub cannot be reached and the file is not in the Hugging Face cache"
-        )
+        if constants.is_offline_mode():
+            reason = "offline (HF_HUB_OFFLINE is set) and not in the Hugging Face cache"
+        elif not known:
+            reason = f"the name {host} does not resolve (no network?) and the file is not in the Hugging Face cache"
+        else:
+            reason = "the Hub cannot be reached and the file is not in the Hugging Face cache"
     except Exception as error:  # the client's own HTTP and transport errors differ between its versions
         reason = _reason(error)
     raise DownloadError(f"could not download {what} ({file}) from the Hugging Face Hub at {endpoint}: {reason}; {hint}")
+
+
+def resolves(host: str) -> bool:
+    """Whether ``host`` has an address. huggingface_hub retries a failed name lookup five times with backoff (about
+    20 s); a machine without DNS gets the same answer each time, so the cache is read without asking."""
+    try:
+        socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError):
+        return False
+    return True
 
 
 def upload_hub_files(repo: str, files: Mapping[str, bytes], message: str, revision: str | None = None) -> str:

@@ -260,3 +260,21 @@ def test_missing_hub_revision_is_one_line(fake_hub: FakeHub, store: Path, builti
     with pytest.raises(zoo.ZooDownloadError, match=r"toy/official@v9/toy_official.pt\) from the Hugging Face Hub at http://127.0.0.1:\d+: ") as raised:
         zoo.load("toy_hub", store=store)
     assert "\n" not in str(raised.value) and "zoo import-builtin toy_hub FILE" in str(raised.value)
+
+
+def test_a_hub_whose_name_does_not_resolve_fails_at_once_and_its_cached_file_still_loads(
+    fake_hub: FakeHub, official: tuple[nn.Module, str], http_server: Server, store: Path, tmp_path: Path,
+    builtin_names: list[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pinned = fake_hub.add("toy/official", {FILENAME: (http_server.root / FILENAME).read_bytes()})
+    register_hub("toy_hub", pinned, builtin_names)
+    monkeypatch.setenv("HF_ENDPOINT", "http://hub.invalid")
+    started = time.monotonic()
+    with pytest.raises(zoo.ZooDownloadError, match=r"the name hub.invalid does not resolve \(no network\?\) and the file is not in the Hugging Face cache"):
+        zoo.load("toy_hub", store=store)
+    assert time.monotonic() - started < 3 and fake_hub.requests == []
+    monkeypatch.setenv("HF_ENDPOINT", fake_hub.url)
+    zoo.load("toy_hub", store=store)
+    monkeypatch.setenv("HF_ENDPOINT", "http://hub.invalid")
+    zoo.load("toy_hub", store=tmp_path / "second_store")  # from the Hugging Face cache, without asking the Hub
+    assert len(fake_hub.requests) == 2
