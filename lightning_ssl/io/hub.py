@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,15 +51,15 @@ def download_hub_file(file: HubFile, *, what: str, hint: str, timeout: float = 1
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     endpoint = hub_endpoint()
-    host = urlsplit(endpoint).hostname or ""
-    known = resolves(host)
+    unknown = name_unresolvable(endpoint)
     try:
         return Path(hf_hub_download(file.repo, file.filename, revision=file.revision, endpoint=endpoint,
-                                    etag_timeout=timeout, local_files_only=not known))
+                                    etag_timeout=timeout, local_files_only=unknown))
     except LocalEntryNotFoundError:
         if constants.is_offline_mode():
             reason = "offline (HF_HUB_OFFLINE is set) and not in the Hugging Face cache"
-        elif not known:
+        elif unknown:
+            host = urlsplit(endpoint).hostname
             reason = f"the name {host} does not resolve (no network?) and the file is not in the Hugging Face cache"
         else:
             reason = "the Hub cannot be reached and the file is not in the Hugging Face cache"
@@ -67,14 +68,19 @@ def download_hub_file(file: HubFile, *, what: str, hint: str, timeout: float = 1
     raise DownloadError(f"could not download {what} ({file}) from the Hugging Face Hub at {endpoint}: {reason}; {hint}")
 
 
-def resolves(host: str) -> bool:
-    """Whether ``host`` has an address. huggingface_hub retries a failed name lookup five times with backoff (about
-    20 s); a machine without DNS gets the same answer each time, so the cache is read without asking."""
+def name_unresolvable(endpoint: str) -> bool:
+    """Whether ``endpoint``'s host has no address here and no proxy would look it up instead. huggingface_hub retries
+    a failed name lookup five times with backoff (about 20 s); a machine without DNS gets the same answer each time,
+    so the cache is read without asking."""
+    parts = urlsplit(endpoint)
+    host = parts.hostname or ""
+    if parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(host):
+        return False
     try:
         socket.getaddrinfo(host, None)
     except (socket.gaierror, UnicodeError):
-        return False
-    return True
+        return True
+    return False
 
 
 def upload_hub_files(repo: str, files: Mapping[str, bytes], message: str, revision: str | None = None) -> str:

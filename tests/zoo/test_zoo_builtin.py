@@ -18,7 +18,7 @@ from torch import nn
 from zoo_helpers import Server, small_unet, unet_metadata
 
 from lightning_ssl import zoo
-from lightning_ssl.io.hub import HubFile
+from lightning_ssl.io.hub import HubFile, name_unresolvable
 from lightning_ssl.models import build_network
 
 FILENAME = "toy_official.pt"
@@ -278,3 +278,13 @@ def test_a_hub_whose_name_does_not_resolve_fails_at_once_and_its_cached_file_sti
     monkeypatch.setenv("HF_ENDPOINT", "http://hub.invalid")
     zoo.load("toy_hub", store=tmp_path / "second_store")  # from the Hugging Face cache, without asking the Hub
     assert len(fake_hub.requests) == 2
+
+
+def test_behind_a_proxy_an_unresolvable_hub_name_is_left_to_the_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    assert name_unresolvable("http://hub.invalid") and not name_unresolvable("http://127.0.0.1:8080")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3128")
+    assert not name_unresolvable("http://hub.invalid")
+    monkeypatch.setenv("NO_PROXY", "hub.invalid")
+    assert name_unresolvable("http://hub.invalid")
