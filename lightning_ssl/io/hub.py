@@ -74,7 +74,8 @@ def name_unresolvable(endpoint: str) -> bool:
     so the cache is read without asking."""
     parts = urlsplit(endpoint)
     host = parts.hostname or ""
-    if parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(host):
+    proxies = urllib.request.getproxies()
+    if (parts.scheme in proxies or "all" in proxies) and not urllib.request.proxy_bypass(host):
         return False
     try:
         socket.getaddrinfo(host, None)

@@ -286,5 +286,8 @@ def test_behind_a_proxy_an_unresolvable_hub_name_is_left_to_the_proxy(monkeypatc
     assert name_unresolvable("http://hub.invalid") and not name_unresolvable("http://127.0.0.1:8080")
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3128")
     assert not name_unresolvable("http://hub.invalid")
+    monkeypatch.delenv("HTTP_PROXY")
+    monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
+    assert not name_unresolvable("http://hub.invalid")
     monkeypatch.setenv("NO_PROXY", "hub.invalid")
     assert name_unresolvable("http://hub.invalid")
